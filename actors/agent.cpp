@@ -1,0 +1,509 @@
+#include "actors/agent.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "actors/outbound.hpp"
+#include "cluster/naming.hpp"
+#include "messages/errc.hpp"
+#include "messages/ids.hpp"
+
+namespace nova {
+
+namespace {
+
+using high_priority = std::integral_constant<caf::message_priority,
+                                             caf::message_priority::high>;
+
+bool is_urgent(const envelope& env) {
+  return env.priority == priority::urgent || env.kind == kind::emergency;
+}
+
+std::string describe_timeout(const std::string& to, caf::timespan timeout) {
+  using namespace std::chrono;
+  return "no reply from '" + to + "' within "
+         + std::to_string(duration_cast<milliseconds>(timeout).count())
+         + " ms";
+}
+
+} // namespace
+
+// -- reply_handle -------------------------------------------------------------
+
+void reply_handle::then(std::function<void(const envelope&)> on_reply,
+                        std::function<void(const caf::error&)> on_error) {
+  auto* self = self_;
+  hdl_.then(
+    [self, f = std::move(on_reply)](envelope& reply) {
+      self->guarded("reply handler", [&] { f(reply); });
+    },
+    [self, g = std::move(on_error), early = std::move(early_), to = to_,
+     timeout = timeout_](caf::error& err) {
+      caf::error e = early ? early : err;
+      if (!early && err == caf::sec::request_timeout) {
+        self->ctx_->stats.add(counter::request_timeouts);
+        e = make_error(errc::request_timeout, describe_timeout(to, timeout));
+      } else if (!early && err == caf::sec::request_receiver_down) {
+        e = make_error(errc::unknown_nova,
+                       "'" + to + "' stopped before it replied");
+      }
+      if (g)
+        self->guarded("reply error handler", [&] { g(e); });
+      else
+        spdlog::debug("Nova '{}': request to '{}' failed: {}", self->id(), to,
+                      describe(e));
+    });
+}
+
+// -- agent --------------------------------------------------------------------
+
+agent::agent(caf::actor_config& cfg, agent_init init)
+  : caf::event_based_actor(cfg),
+    id_(std::move(init.id)),
+    options_(std::move(init.options)),
+    ctx_(std::move(init.ctx)) {
+  // Unknown message types are a programming error elsewhere; never fatal here.
+  set_default_handler(caf::drop);
+  // CAF's default would terminate the actor on an unexpected error message.
+  set_error_handler([this](caf::error& err) {
+    spdlog::warn("Nova '{}': {}", id_, describe(err));
+  });
+}
+
+agent::~agent() = default;
+
+caf::actor agent::resolve(const std::string& id) {
+  auto v = ctx_->directory.version();
+  if (v != cache_version_) {
+    cache_.clear();
+    cache_version_ = v;
+  }
+  if (auto i = cache_.find(id); i != cache_.end())
+    return i->second;
+  auto h = ctx_->directory.find(id);
+  if (h)
+    cache_.emplace(id, h);
+  return h;
+}
+
+void agent::deliver(const caf::actor& dest, envelope env) {
+  if (is_urgent(env))
+    caf::event_based_actor::send<caf::message_priority::high>(dest,
+                                                              std::move(env));
+  else
+    caf::event_based_actor::send(dest, std::move(env));
+}
+
+void agent::deliver_to_all(const std::vector<caf::actor>& targets,
+                           const envelope& env) {
+  for (const auto& dest : targets)
+    deliver(dest, env);
+}
+
+caf::error agent::send(const std::string& to, std::string payload,
+                       send_options opts) {
+  envelope env;
+  if (auto err = make_envelope(*ctx_, env, kind::direct, id_, to,
+                               std::move(payload), opts))
+    return err;
+  if (auto dest = resolve(to)) {
+    deliver(dest, std::move(env));
+  } else if (ctx_->gateway) {
+    caf::event_based_actor::send(ctx_->gateway, std::move(env));
+  } else {
+    ctx_->stats.add(counter::rejected_unknown_nova);
+    return make_error(errc::unknown_nova,
+                      "no Nova named '" + to + "' on this node");
+  }
+  ctx_->stats.add(counter::sent_direct);
+  return caf::none;
+}
+
+caf::error agent::broadcast(std::string payload, send_options opts) {
+  envelope env;
+  if (auto err = make_envelope(*ctx_, env, kind::broadcast, id_, {},
+                               std::move(payload), opts))
+    return err;
+  deliver_to_all(local_targets(*ctx_, env), env);
+  if (ctx_->gateway)
+    caf::event_based_actor::send(ctx_->gateway, std::move(env));
+  ctx_->stats.add(counter::sent_broadcast);
+  return caf::none;
+}
+
+caf::error agent::multicast(const std::string& group, std::string payload,
+                            send_options opts) {
+  envelope env;
+  if (auto err = make_envelope(*ctx_, env, kind::multicast, id_, group,
+                               std::move(payload), opts))
+    return err;
+  deliver_to_all(local_targets(*ctx_, env), env);
+  if (ctx_->gateway)
+    caf::event_based_actor::send(ctx_->gateway, std::move(env));
+  ctx_->stats.add(counter::sent_multicast);
+  return caf::none;
+}
+
+caf::error agent::publish(const std::string& subject, std::string payload,
+                          send_options opts) {
+  envelope env;
+  if (auto err = make_envelope(*ctx_, env, kind::event, id_, subject,
+                               std::move(payload), opts))
+    return err;
+  deliver_to_all(local_targets(*ctx_, env), env);
+  if (ctx_->gateway)
+    caf::event_based_actor::send(ctx_->gateway, std::move(env));
+  ctx_->stats.add(counter::sent_event);
+  return caf::none;
+}
+
+caf::error agent::emergency(std::string payload, send_options opts) {
+  envelope env;
+  if (auto err = make_envelope(*ctx_, env, kind::emergency, id_, {},
+                               std::move(payload), opts))
+    return err;
+  deliver_to_all(local_targets(*ctx_, env), env);
+  if (ctx_->gateway)
+    caf::event_based_actor::send<caf::message_priority::high>(ctx_->gateway,
+                                                              std::move(env));
+  ctx_->stats.add(counter::sent_emergency);
+  return caf::none;
+}
+
+reply_handle agent::request(const std::string& to, std::string payload,
+                            caf::timespan timeout, send_options opts) {
+  envelope env;
+  caf::actor dest;
+  auto err = make_envelope(*ctx_, env, kind::request, id_, to,
+                           std::move(payload), opts);
+  if (!err) {
+    dest = resolve(to);
+    if (!dest)
+      dest = ctx_->gateway;
+    if (!dest) {
+      ctx_->stats.add(counter::rejected_unknown_nova);
+      err = make_error(errc::unknown_nova,
+                       "no Nova named '" + to + "' on this node");
+    }
+  }
+  if (err) {
+    // An invalid destination makes CAF answer with an error at once; `then`
+    // replaces it with ours.
+    auto hdl = caf::event_based_actor::request(caf::actor{}, timeout,
+                                               request_atom::value, envelope{});
+    return {this, hdl, to, timeout, std::move(err)};
+  }
+  ctx_->stats.add(counter::sent_request);
+  if (env.priority == priority::urgent) {
+    auto hdl = caf::event_based_actor::request<caf::message_priority::high>(
+      dest, timeout, request_atom::value, std::move(env));
+    return {this, hdl, to, timeout, caf::none};
+  }
+  auto hdl = caf::event_based_actor::request(dest, timeout,
+                                             request_atom::value,
+                                             std::move(env));
+  return {this, hdl, to, timeout, caf::none};
+}
+
+void agent::join(const std::string& group) {
+  if (check_id(group, "group"))
+    return;
+  ctx_->directory.join(id_, group);
+  if (std::find(options_.groups.begin(), options_.groups.end(), group)
+      == options_.groups.end())
+    options_.groups.push_back(group);
+}
+
+void agent::leave(const std::string& group) {
+  ctx_->directory.leave(id_, group);
+  options_.groups.erase(std::remove(options_.groups.begin(),
+                                    options_.groups.end(), group),
+                        options_.groups.end());
+}
+
+caf::error agent::subscribe(const std::string& pattern,
+                            event_handler handler) {
+  if (auto err = check_subject(pattern, true))
+    return err;
+  rules_.emplace_back(pattern, std::move(handler));
+  ctx_->directory.subscribe(id_, pattern);
+  return caf::none;
+}
+
+void agent::unsubscribe(const std::string& pattern) {
+  rules_.erase(std::remove_if(rules_.begin(), rules_.end(),
+                              [&](const auto& r) { return r.first == pattern; }),
+               rules_.end());
+  ctx_->directory.unsubscribe(id_, pattern);
+}
+
+caf::expected<std::string> agent::enqueue(nova::task t) {
+  if (!t.session.empty())
+    if (auto err = check_id(t.session, "session"))
+      return err;
+  if (t.payload.size() > ctx_->limits.max_payload) {
+    ctx_->stats.add(counter::rejected_oversized);
+    return make_error(errc::payload_too_large,
+                      "task payload of " + std::to_string(t.payload.size())
+                        + " bytes exceeds the limit of "
+                        + std::to_string(ctx_->limits.max_payload)
+                        + " bytes");
+  }
+  if (t.id.empty())
+    t.id = new_message_id();
+  t.created_by = id_;
+  t.created_at = now_ms();
+  auto id = t.id;
+  caf::event_based_actor::send(ctx_->tasks, enqueue_atom::value, std::move(t));
+  return id;
+}
+
+caf::expected<std::string> agent::enqueue(std::string type, std::string payload,
+                                          nova::priority prio,
+                                          std::string session) {
+  nova::task t;
+  t.type = std::move(type);
+  t.payload = std::move(payload);
+  t.priority = prio;
+  t.session = std::move(session);
+  return enqueue(std::move(t));
+}
+
+presence agent::make_presence() const {
+  presence p;
+  p.nova_id = id_;
+  p.node_id = ctx_->node_id;
+  p.status = status_;
+  p.capabilities = options_.capabilities;
+  p.current_task = current_task_;
+  p.last_seen = now_ms();
+  p.started_at = started_at_;
+  p.groups = options_.groups;
+  return p;
+}
+
+void agent::set_presence(presence_status status, std::string current_task) {
+  status_ = status;
+  current_task_ = std::move(current_task);
+  if (ctx_->presence)
+    caf::event_based_actor::send(ctx_->presence, presence_atom::value,
+                                 make_presence());
+}
+
+void agent::watch_presence() {
+  if (ctx_->presence)
+    caf::event_based_actor::send(ctx_->presence, watch_atom::value,
+                                 caf::actor_cast<caf::actor>(this));
+}
+
+void agent::heartbeat() {
+  if (stopped_)
+    return;
+  if (ctx_->presence)
+    caf::event_based_actor::send(ctx_->presence, heartbeat_atom::value,
+                                 make_presence());
+  delayed_send(this, ctx_->limits.heartbeat_interval, heartbeat_atom::value);
+}
+
+void agent::guarded(const char* what, const std::function<void()>& f) {
+  auto report = [&](const char* why) {
+    ctx_->stats.add(counter::handler_errors);
+    spdlog::warn("Nova '{}': {} threw: {}", id_, what, why);
+  };
+  try {
+    f();
+  } catch (const std::exception& e) {
+    report(e.what());
+  } catch (...) {
+    report("an exception not derived from std::exception");
+  }
+}
+
+void agent::dispatch(envelope& env) {
+  switch (env.kind) {
+    case kind::broadcast:
+      ctx_->stats.add(counter::received_broadcast);
+      guarded("on_broadcast", [&] { on_broadcast(env); });
+      break;
+    case kind::multicast:
+      ctx_->stats.add(counter::received_multicast);
+      guarded("on_multicast", [&] { on_multicast(env); });
+      break;
+    case kind::emergency:
+      ctx_->stats.add(counter::received_emergency);
+      guarded("on_emergency", [&] { on_emergency(env); });
+      break;
+    case kind::event:
+      ctx_->stats.add(counter::received_event);
+      // Index loop and a copied handler: a rule may add or remove rules.
+      for (size_t i = 0; i < rules_.size(); ++i) {
+        if (!subject_matches(rules_[i].first, env.subject))
+          continue;
+        auto handler = rules_[i].second;
+        guarded("event rule", [&] {
+          if (handler)
+            handler(env);
+          else
+            on_event(env);
+        });
+      }
+      break;
+    default:
+      ctx_->stats.add(counter::received_direct);
+      guarded("on_message", [&] { on_message(env); });
+  }
+}
+
+caf::result<envelope> agent::answer(envelope& req) {
+  ctx_->stats.add(counter::received_request);
+  caf::expected<std::string> r{std::string{}};
+  try {
+    r = on_request(req);
+  } catch (const std::exception& e) {
+    ctx_->stats.add(counter::handler_errors);
+    r = make_error(errc::handler_failed,
+                   "Nova '" + id_ + "' on_request threw: " + e.what());
+  } catch (...) {
+    ctx_->stats.add(counter::handler_errors);
+    r = make_error(errc::handler_failed,
+                   "Nova '" + id_ + "' on_request threw");
+  }
+  if (!r)
+    return std::move(r.error());
+  if (r->size() > ctx_->limits.max_payload)
+    return make_error(errc::payload_too_large,
+                      "reply of " + std::to_string(r->size())
+                        + " bytes exceeds the limit");
+  envelope reply;
+  reply.id = new_message_id();
+  reply.from = id_;
+  reply.to = req.from;
+  reply.kind = kind::response;
+  reply.priority = req.priority;
+  reply.correlation_id = req.correlation_id.empty() ? req.id
+                                                    : req.correlation_id;
+  reply.created_at = message_id_time(reply.id);
+  reply.content_type = req.content_type;
+  reply.payload = std::move(*r);
+  ctx_->stats.add(counter::sent_response);
+  return reply;
+}
+
+void agent::claim_next() {
+  if (stopped_ || !ctx_->tasks)
+    return;
+  caf::event_based_actor::request(ctx_->tasks, caf::infinite,
+                                  claim_atom::value, id_)
+    .then([this](nova::task& t) { run_task(t); },
+          [this](caf::error& err) {
+            if (stopped_)
+              return;
+            spdlog::warn("Nova '{}': claiming a task failed: {}", id_,
+                         describe(err));
+            delayed_send(this, std::chrono::seconds(1), claim_atom::value);
+          });
+}
+
+void agent::run_task(nova::task& t) {
+  current_task_ = t.id;
+  caf::expected<std::string> r{std::string{}};
+  try {
+    r = on_task(t);
+  } catch (const std::exception& e) {
+    r = make_error(errc::handler_failed, std::string{"on_task threw: "}
+                                           + e.what());
+  } catch (...) {
+    r = make_error(errc::handler_failed, "on_task threw");
+  }
+  current_task_.clear();
+  if (r)
+    caf::event_based_actor::send(ctx_->tasks, complete_atom::value, t.id, id_,
+                                 std::move(*r));
+  else
+    caf::event_based_actor::send(ctx_->tasks, fail_atom::value, t.id, id_,
+                                 describe(r.error()));
+  claim_next();
+}
+
+void agent::stop() {
+  if (stopped_)
+    return;
+  stopped_ = true;
+  guarded("on_stop", [&] { on_stop(); });
+  if (ctx_->presence)
+    caf::event_based_actor::send(ctx_->presence, leave_atom::value, id_);
+  ctx_->directory.remove(id_, address());
+  quit();
+}
+
+caf::behavior agent::make_behavior() {
+  started_at_ = now_ms();
+  if (ctx_->presence)
+    caf::event_based_actor::send(ctx_->presence, presence_atom::value,
+                                 make_presence());
+  delayed_send(this, ctx_->limits.heartbeat_interval, heartbeat_atom::value);
+  guarded("on_start", [&] { on_start(); });
+  if (options_.worker)
+    claim_next();
+  return {
+    [this](envelope& env) { dispatch(env); },
+    [this](request_atom, envelope& env) -> caf::result<envelope> {
+      return answer(env);
+    },
+    [this](presence& p) {
+      ctx_->stats.add(counter::received_presence);
+      guarded("on_presence", [&] { on_presence(p); });
+    },
+    [this](heartbeat_atom) { heartbeat(); },
+    [this](claim_atom) { claim_next(); },
+    [this](stop_atom) { stop(); },
+    [](tick_atom) {
+      // Wakes the actor; nothing else to do.
+    },
+  };
+}
+
+// -- default handlers ---------------------------------------------------------
+
+void agent::on_start() {
+  // nop
+}
+
+void agent::on_stop() {
+  // nop
+}
+
+void agent::on_message(const envelope&) {
+  // nop
+}
+
+void agent::on_broadcast(const envelope&) {
+  // nop
+}
+
+void agent::on_multicast(const envelope&) {
+  // nop
+}
+
+void agent::on_emergency(const envelope&) {
+  // nop
+}
+
+void agent::on_event(const envelope&) {
+  // nop
+}
+
+caf::expected<std::string> agent::on_request(const envelope& req) {
+  return make_error(errc::no_handler,
+                    "Nova '" + id_ + "' does not answer requests");
+}
+
+caf::expected<std::string> agent::on_task(const nova::task& t) {
+  return make_error(errc::no_handler,
+                    "Nova '" + id_ + "' has no task handler");
+}
+
+void agent::on_presence(const presence&) {
+  // nop
+}
+
+} // namespace nova

@@ -1,0 +1,48 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <caf/actor.hpp>
+#include <caf/timespan.hpp>
+
+#include "actors/counters.hpp"
+#include "actors/directory.hpp"
+
+namespace nova {
+
+/// Limits and intervals every actor of a node shares.
+struct limits {
+  size_t max_payload = 1024 * 1024;
+  caf::timespan request_timeout = std::chrono::seconds(5);
+  caf::timespan heartbeat_interval = std::chrono::seconds(30);
+  uint32_t delivery_limit = 3;
+  caf::timespan retry_base = std::chrono::milliseconds(100);
+  caf::timespan retry_max = std::chrono::seconds(30);
+  /// A claimed task not completed within this time counts as failed.
+  caf::timespan task_timeout = std::chrono::seconds(30);
+};
+
+/// What a node shares with its actors: created by `nova::node`, held by every
+/// agent through a shared pointer, never touched by callbacks of C libraries.
+struct runtime_context {
+  std::string node_id;
+  nova::limits limits;
+  nova::directory directory;
+  nova::counters stats;
+  /// The task queue service (memory queue in embedded mode).
+  caf::actor tasks;
+  /// The presence monitor.
+  caf::actor presence;
+  /// The gateway to other nodes; invalid when running embedded.
+  caf::actor gateway;
+  /// False once shutdown began: no new work is accepted from outside.
+  std::atomic<bool> accepting{true};
+};
+
+using context_ptr = std::shared_ptr<runtime_context>;
+
+} // namespace nova

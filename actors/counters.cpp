@@ -1,0 +1,44 @@
+#include "actors/counters.hpp"
+
+namespace nova {
+
+const char* to_string(counter x) noexcept {
+  switch (x) {
+    case counter::sent_direct: return "sent_direct";
+    case counter::sent_broadcast: return "sent_broadcast";
+    case counter::sent_multicast: return "sent_multicast";
+    case counter::sent_event: return "sent_event";
+    case counter::sent_request: return "sent_request";
+    case counter::sent_response: return "sent_response";
+    case counter::sent_emergency: return "sent_emergency";
+    case counter::received_direct: return "received_direct";
+    case counter::received_broadcast: return "received_broadcast";
+    case counter::received_multicast: return "received_multicast";
+    case counter::received_event: return "received_event";
+    case counter::received_request: return "received_request";
+    case counter::received_emergency: return "received_emergency";
+    case counter::received_presence: return "received_presence";
+    case counter::dead_letters: return "dead_letters";
+    case counter::handler_errors: return "handler_errors";
+    case counter::request_timeouts: return "request_timeouts";
+    case counter::rejected_invalid_id: return "rejected_invalid_id";
+    case counter::rejected_oversized: return "rejected_oversized";
+    case counter::rejected_unknown_nova: return "rejected_unknown_nova";
+    case counter::tasks_enqueued: return "tasks_enqueued";
+    case counter::tasks_done: return "tasks_done";
+    case counter::tasks_retried: return "tasks_retried";
+    case counter::tasks_dead: return "tasks_dead";
+    case counter::presence_changes: return "presence_changes";
+    case counter::count_: break;
+  }
+  return "unknown";
+}
+
+size_t counters::shard_index() noexcept {
+  static std::atomic<size_t> next{0};
+  thread_local size_t idx = next.fetch_add(1, std::memory_order_relaxed)
+                            % num_shards;
+  return idx;
+}
+
+} // namespace nova

@@ -1,0 +1,72 @@
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string_view>
+
+namespace nova {
+
+/// Node-wide counters. Increments land in one of a few cache-line-sized
+/// shards picked per thread, so hot paths on different threads do not share
+/// a line; reads add the shards up.
+enum class counter : uint8_t {
+  sent_direct,
+  sent_broadcast,
+  sent_multicast,
+  sent_event,
+  sent_request,
+  sent_response,
+  sent_emergency,
+  received_direct,
+  received_broadcast,
+  received_multicast,
+  received_event,
+  received_request,
+  received_emergency,
+  received_presence,
+  dead_letters,
+  handler_errors,
+  request_timeouts,
+  rejected_invalid_id,
+  rejected_oversized,
+  rejected_unknown_nova,
+  tasks_enqueued,
+  tasks_done,
+  tasks_retried,
+  tasks_dead,
+  presence_changes,
+  count_, // number of counters
+};
+
+[[nodiscard]] const char* to_string(counter x) noexcept;
+
+class counters {
+public:
+  static constexpr size_t num_counters = static_cast<size_t>(counter::count_);
+
+  void add(counter c, uint64_t n = 1) noexcept {
+    shards_[shard_index()].v[static_cast<size_t>(c)].fetch_add(
+      n, std::memory_order_relaxed);
+  }
+
+  [[nodiscard]] uint64_t get(counter c) const noexcept {
+    uint64_t sum = 0;
+    for (const auto& s : shards_)
+      sum += s.v[static_cast<size_t>(c)].load(std::memory_order_relaxed);
+    return sum;
+  }
+
+private:
+  static constexpr size_t num_shards = 8;
+
+  struct alignas(64) shard {
+    std::array<std::atomic<uint64_t>, num_counters> v{};
+  };
+
+  static size_t shard_index() noexcept;
+
+  std::array<shard, num_shards> shards_;
+};
+
+} // namespace nova

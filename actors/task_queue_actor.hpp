@@ -1,0 +1,27 @@
+#pragma once
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include "actors/context.hpp"
+
+namespace nova {
+
+/// Spawns the embedded (memory) task queue service for a node.
+///
+/// Messages:
+/// - `(enqueue_atom, task)`: queue it; idle workers waiting on a claim get
+///   it at once.
+/// - `(claim_atom, worker_id) -> task`: replies when a task is available
+///   (the worker waits; no polling). The worker is monitored: its leases are
+///   failed if it stops.
+/// - `(complete_atom, task_id, worker_id, payload)`,
+///   `(fail_atom, task_id, worker_id, reason)`.
+/// - `(collect_atom, session, n, timeout) -> std::vector<task_result>`: up to
+///   n results (done or dead) of a session; what arrived when the timeout
+///   expires. Collected results are handed out once.
+/// - `(dead_atom, limit) -> std::vector<task>`; `(redrive_atom, task_id)
+///   -> uint64_t` (empty id: all); `(stats_atom) -> queue_stats`.
+caf::actor spawn_task_queue(caf::actor_system& sys, context_ptr ctx);
+
+} // namespace nova

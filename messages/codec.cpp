@@ -1,0 +1,292 @@
+#include "messages/codec.hpp"
+
+#include <google/protobuf/util/json_util.h>
+
+#include "messages/errc.hpp"
+
+namespace nova {
+
+namespace {
+
+// Enum values on the wire are the C++ values shifted by the UNSPECIFIED slot,
+// which both sides keep at zero.
+v1::Kind wire(kind x) {
+  return static_cast<v1::Kind>(static_cast<int>(x));
+}
+
+v1::Priority wire(priority x) {
+  return static_cast<v1::Priority>(static_cast<int>(x));
+}
+
+v1::PresenceStatus wire(presence_status x) {
+  return static_cast<v1::PresenceStatus>(static_cast<int>(x));
+}
+
+caf::error bad(const char* what, int value) {
+  return make_error(errc::decode_failed,
+                    std::string{what} + " out of range: "
+                      + std::to_string(value));
+}
+
+caf::expected<kind> from_wire(v1::Kind x) {
+  if (x == v1::KIND_UNSPECIFIED)
+    return kind::direct;
+  if (x < v1::KIND_DIRECT || x > v1::KIND_EMERGENCY)
+    return bad("kind", x);
+  return static_cast<kind>(x);
+}
+
+caf::expected<priority> from_wire(v1::Priority x) {
+  if (x == v1::PRIORITY_UNSPECIFIED)
+    return priority::normal;
+  if (x < v1::PRIORITY_LOW || x > v1::PRIORITY_URGENT)
+    return bad("priority", x);
+  return static_cast<priority>(x);
+}
+
+caf::expected<presence_status> from_wire(v1::PresenceStatus x) {
+  if (x == v1::PRESENCE_STATUS_UNSPECIFIED)
+    return presence_status::online;
+  if (x < v1::PRESENCE_STATUS_ONLINE || x > v1::PRESENCE_STATUS_OFFLINE)
+    return bad("presence status", x);
+  return static_cast<presence_status>(x);
+}
+
+template <class Map>
+nova::headers to_headers(const Map& m) {
+  return nova::headers(m.begin(), m.end());
+}
+
+template <class Map>
+void put_headers(Map* m, const nova::headers& hs) {
+  for (const auto& [k, v] : hs)
+    (*m)[k] = v;
+}
+
+} // namespace
+
+v1::Envelope to_proto(const envelope& x) {
+  v1::Envelope out;
+  out.set_id(x.id);
+  out.set_from(x.from);
+  out.set_to(x.to);
+  out.set_kind(wire(x.kind));
+  out.set_priority(wire(x.priority));
+  out.set_correlation_id(x.correlation_id);
+  out.set_created_at(x.created_at);
+  out.set_subject(x.subject);
+  out.set_content_type(x.content_type);
+  out.set_payload(x.payload);
+  put_headers(out.mutable_headers(), x.headers);
+  return out;
+}
+
+v1::Task to_proto(const task& x) {
+  v1::Task out;
+  out.set_id(x.id);
+  out.set_session(x.session);
+  out.set_type(x.type);
+  out.set_priority(wire(x.priority));
+  out.set_payload(x.payload);
+  out.set_created_by(x.created_by);
+  out.set_created_at(x.created_at);
+  out.set_attempts(x.attempts);
+  out.set_max_attempts(x.max_attempts);
+  out.set_last_error(x.last_error);
+  put_headers(out.mutable_headers(), x.headers);
+  return out;
+}
+
+v1::TaskResult to_proto(const task_result& x) {
+  v1::TaskResult out;
+  out.set_task_id(x.task_id);
+  out.set_session(x.session);
+  out.set_status(static_cast<v1::TaskResult::Status>(x.status));
+  out.set_worker(x.worker);
+  out.set_payload(x.payload);
+  out.set_error(x.error);
+  out.set_attempts(x.attempts);
+  out.set_completed_at(x.completed_at);
+  return out;
+}
+
+v1::Presence to_proto(const presence& x) {
+  v1::Presence out;
+  out.set_nova_id(x.nova_id);
+  out.set_node_id(x.node_id);
+  out.set_status(wire(x.status));
+  for (const auto& c : x.capabilities)
+    out.add_capabilities(c);
+  out.set_current_task(x.current_task);
+  out.set_last_seen(x.last_seen);
+  out.set_started_at(x.started_at);
+  for (const auto& g : x.groups)
+    out.add_groups(g);
+  return out;
+}
+
+v1::Event to_proto(const event& x) {
+  v1::Event out;
+  out.set_id(x.id);
+  out.set_source(x.source);
+  out.set_subject(x.subject);
+  out.set_domain(x.domain);
+  out.set_action(x.action);
+  out.set_created_at(x.created_at);
+  out.set_content_type(x.content_type);
+  out.set_payload(x.payload);
+  put_headers(out.mutable_headers(), x.headers);
+  return out;
+}
+
+caf::expected<envelope> from_proto(const v1::Envelope& x) {
+  auto k = from_wire(x.kind());
+  if (!k)
+    return k.error();
+  auto p = from_wire(x.priority());
+  if (!p)
+    return p.error();
+  envelope out;
+  out.id = x.id();
+  out.from = x.from();
+  out.to = x.to();
+  out.kind = *k;
+  out.priority = *p;
+  out.correlation_id = x.correlation_id();
+  out.created_at = x.created_at();
+  out.subject = x.subject();
+  out.content_type = x.content_type();
+  out.payload = x.payload();
+  out.headers = to_headers(x.headers());
+  return out;
+}
+
+caf::expected<task> from_proto(const v1::Task& x) {
+  auto p = from_wire(x.priority());
+  if (!p)
+    return p.error();
+  task out;
+  out.id = x.id();
+  out.session = x.session();
+  out.type = x.type();
+  out.priority = *p;
+  out.payload = x.payload();
+  out.created_by = x.created_by();
+  out.created_at = x.created_at();
+  out.attempts = x.attempts();
+  out.max_attempts = x.max_attempts();
+  out.last_error = x.last_error();
+  out.headers = to_headers(x.headers());
+  return out;
+}
+
+caf::expected<task_result> from_proto(const v1::TaskResult& x) {
+  if (x.status() < v1::TaskResult::STATUS_DONE
+      || x.status() > v1::TaskResult::STATUS_DEAD)
+    return bad("task status", x.status());
+  task_result out;
+  out.task_id = x.task_id();
+  out.session = x.session();
+  out.status = static_cast<task_status>(x.status());
+  out.worker = x.worker();
+  out.payload = x.payload();
+  out.error = x.error();
+  out.attempts = x.attempts();
+  out.completed_at = x.completed_at();
+  return out;
+}
+
+caf::expected<presence> from_proto(const v1::Presence& x) {
+  auto s = from_wire(x.status());
+  if (!s)
+    return s.error();
+  presence out;
+  out.nova_id = x.nova_id();
+  out.node_id = x.node_id();
+  out.status = *s;
+  out.capabilities.assign(x.capabilities().begin(), x.capabilities().end());
+  out.current_task = x.current_task();
+  out.last_seen = x.last_seen();
+  out.started_at = x.started_at();
+  out.groups.assign(x.groups().begin(), x.groups().end());
+  return out;
+}
+
+caf::expected<event> from_proto(const v1::Event& x) {
+  event out;
+  out.id = x.id();
+  out.source = x.source();
+  out.subject = x.subject();
+  out.domain = x.domain();
+  out.action = x.action();
+  out.created_at = x.created_at();
+  out.content_type = x.content_type();
+  out.payload = x.payload();
+  out.headers = to_headers(x.headers());
+  return out;
+}
+
+namespace {
+
+template <class T>
+struct proto_of;
+template <>
+struct proto_of<envelope> { using type = v1::Envelope; };
+template <>
+struct proto_of<task> { using type = v1::Task; };
+template <>
+struct proto_of<task_result> { using type = v1::TaskResult; };
+template <>
+struct proto_of<presence> { using type = v1::Presence; };
+template <>
+struct proto_of<event> { using type = v1::Event; };
+
+} // namespace
+
+template <class T>
+caf::expected<T> decode(std::string_view bytes) {
+  typename proto_of<T>::type msg;
+  if (!msg.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return make_error(errc::decode_failed,
+                      "malformed protobuf " + msg.GetTypeName() + " ("
+                        + std::to_string(bytes.size()) + " bytes)");
+  return from_proto(msg);
+}
+
+template <class T>
+std::string to_json(const T& x) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = false;
+  auto st = google::protobuf::util::MessageToJsonString(to_proto(x), &out,
+                                                        opts);
+  static_cast<void>(st); // Printing a well-formed message cannot fail.
+  return out;
+}
+
+template <class T>
+caf::expected<T> from_json(std::string_view json) {
+  typename proto_of<T>::type msg;
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  auto st = google::protobuf::util::JsonStringToMessage(
+    google::protobuf::StringPiece{json.data(), json.size()}, &msg, opts);
+  if (!st.ok())
+    return make_error(errc::decode_failed,
+                      "invalid " + msg.GetTypeName()
+                        + " JSON: " + std::string{st.message()});
+  return from_proto(msg);
+}
+
+#define NOVA_CODEC_INSTANTIATE(T)                                              \
+  template caf::expected<T> decode<T>(std::string_view);                       \
+  template std::string to_json<T>(const T&);                                   \
+  template caf::expected<T> from_json<T>(std::string_view);
+
+NOVA_CODEC_INSTANTIATE(envelope)
+NOVA_CODEC_INSTANTIATE(task)
+NOVA_CODEC_INSTANTIATE(task_result)
+NOVA_CODEC_INSTANTIATE(presence)
+NOVA_CODEC_INSTANTIATE(event)
+
+} // namespace nova

@@ -1,0 +1,98 @@
+#include "messages/ids.hpp"
+
+#include <chrono>
+#include <random>
+
+#include "messages/errc.hpp"
+
+namespace nova {
+
+namespace {
+
+constexpr char crockford[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+int decode_crockford(char c) noexcept {
+  for (int i = 0; i < 32; ++i)
+    if (crockford[i] == c)
+      return i;
+  return -1;
+}
+
+struct ulid_state {
+  int64_t last_ms = -1;
+  uint16_t hi = 0; // top 16 of the 80 random bits
+  uint64_t lo = 0; // low 64 of the 80 random bits
+  std::mt19937_64 rng{std::random_device{}()};
+};
+
+} // namespace
+
+bool is_valid_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > max_id_length)
+    return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok)
+      return false;
+  }
+  return true;
+}
+
+caf::error check_id(std::string_view id, std::string_view what) {
+  if (is_valid_id(id))
+    return caf::none;
+  std::string shown{id.substr(0, 80)};
+  if (id.size() > 80)
+    shown += "...";
+  return make_error(errc::invalid_id,
+                    std::string{what} + " '" + shown
+                      + "' does not match [A-Za-z0-9_-]{1,64}");
+}
+
+int64_t now_ms() noexcept {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch())
+    .count();
+}
+
+std::string new_message_id() {
+  thread_local ulid_state st;
+  auto ms = now_ms();
+  if (ms > st.last_ms) {
+    st.last_ms = ms;
+    st.hi = static_cast<uint16_t>(st.rng());
+    // Keep the top bit clear so increments within one millisecond never wrap.
+    st.lo = st.rng() >> 1;
+  } else {
+    ++st.lo;
+  }
+  // 128 bits: 48 time | 16 hi | 64 lo, written as 26 base32 digits (130 bits,
+  // the top two always zero).
+  std::string out(26, '0');
+  uint64_t top = (static_cast<uint64_t>(st.last_ms) << 16) | st.hi;
+  uint64_t bottom = st.lo;
+  for (int i = 25; i >= 0; --i) {
+    out[i] = crockford[bottom & 31];
+    bottom = (bottom >> 5) | ((top & 31) << 59);
+    top >>= 5;
+  }
+  return out;
+}
+
+int64_t message_id_time(std::string_view id) noexcept {
+  if (id.size() != 26)
+    return 0;
+  // The first 10 digits hold the top 50 of 130 bits: two zero bits, then
+  // the 48-bit time.
+  uint64_t v = 0;
+  for (size_t i = 0; i < 10; ++i) {
+    int d = decode_crockford(id[i]);
+    if (d < 0)
+      return 0;
+    v = (v << 5) | static_cast<uint64_t>(d);
+  }
+  return static_cast<int64_t>(v);
+}
+
+} // namespace nova

@@ -1,0 +1,145 @@
+#include "runtime/config.hpp"
+
+#include <cstdlib>
+#include <map>
+
+#include <CLI/CLI.hpp>
+
+#include "cluster/naming.hpp"
+#include "messages/errc.hpp"
+#include "messages/ids.hpp"
+
+namespace nova {
+
+namespace {
+
+caf::expected<uint64_t> parse_uint(const char* name, const std::string& v) {
+  try {
+    size_t pos = 0;
+    auto x = std::stoull(v, &pos);
+    if (pos == v.size())
+      return static_cast<uint64_t>(x);
+  } catch (...) {
+    // fall through
+  }
+  return make_error(errc::invalid_argument,
+                    std::string{name} + "='" + v
+                      + "' is not a non-negative integer");
+}
+
+caf::expected<bus_kind> parse_bus(const std::string& v) {
+  if (v == "memory")
+    return bus_kind::memory;
+  if (v == "nats")
+    return bus_kind::nats;
+  return make_error(errc::invalid_argument,
+                    "bus '" + v + "' is not one of memory|nats");
+}
+
+} // namespace
+
+const char* to_string(bus_kind x) noexcept {
+  return x == bus_kind::nats ? "nats" : "memory";
+}
+
+caf::expected<config> config::from_env() {
+  config cfg;
+  auto get = [](const char* name) -> const char* { return std::getenv(name); };
+  if (auto v = get("NOVA_NODE_ID"))
+    cfg.node_id = v;
+  if (auto v = get("MESSAGE_BUS")) {
+    auto b = parse_bus(v);
+    if (!b)
+      return make_error(errc::invalid_argument,
+                        "MESSAGE_BUS: " + describe(b.error()));
+    cfg.bus = *b;
+  }
+  if (auto v = get("NATS_URL"))
+    cfg.nats_url = v;
+  if (auto v = get("DRAGONFLY_URL"))
+    cfg.dragonfly_url = v;
+  if (auto v = get("NOVA_PREFIX"))
+    cfg.prefix = v;
+  if (auto v = get("NOVA_LOG_LEVEL"))
+    cfg.log_level = v;
+  if (auto v = get("NOVA_HEARTBEAT_MS")) {
+    auto ms = parse_uint("NOVA_HEARTBEAT_MS", v);
+    if (!ms)
+      return ms.error();
+    cfg.limits.heartbeat_interval = std::chrono::milliseconds(*ms);
+  }
+  if (auto v = get("NOVA_MAX_PAYLOAD")) {
+    auto n = parse_uint("NOVA_MAX_PAYLOAD", v);
+    if (!n)
+      return n.error();
+    cfg.limits.max_payload = *n;
+  }
+  if (auto err = cfg.validate())
+    return err;
+  return cfg;
+}
+
+void config::add_flags(CLI::App& app) {
+  app.add_option("--node-id", node_id, "This node's id (env NOVA_NODE_ID)")
+    ->capture_default_str();
+  app
+    .add_option_function<std::string>(
+      "--bus",
+      [this](const std::string& v) {
+        auto b = parse_bus(v);
+        if (!b)
+          throw CLI::ValidationError("--bus", describe(b.error()));
+        bus = *b;
+      },
+      "Message bus: memory|nats (env MESSAGE_BUS)")
+    ->default_str(to_string(bus));
+  app.add_option("--nats-url", nats_url, "NATS server URL(s), comma-separated "
+                                         "(env NATS_URL)")
+    ->capture_default_str();
+  app.add_option("--dragonfly-url", dragonfly_url,
+                 "redis://[:password@]host:port[/db] (env DRAGONFLY_URL)")
+    ->capture_default_str();
+  app.add_option("--prefix", prefix, "Subject and key prefix (env NOVA_PREFIX)")
+    ->capture_default_str();
+  app.add_option("--threads", threads, "Scheduler threads, 0 = one per core")
+    ->capture_default_str();
+  app
+    .add_option_function<uint64_t>(
+      "--heartbeat-ms",
+      [this](uint64_t ms) {
+        limits.heartbeat_interval = std::chrono::milliseconds(ms);
+      },
+      "Presence heartbeat interval in ms (env NOVA_HEARTBEAT_MS)")
+    ->default_str(std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+        limits.heartbeat_interval)
+        .count()));
+  app.add_option("--max-payload", limits.max_payload,
+                 "Largest payload in bytes (env NOVA_MAX_PAYLOAD)")
+    ->capture_default_str();
+  app.add_option("--delivery-limit", limits.delivery_limit,
+                 "Deliveries of a task before it becomes a dead letter")
+    ->capture_default_str();
+  app.add_option("--log-level", log_level,
+                 "trace|debug|info|warn|error|off (env NOVA_LOG_LEVEL)")
+    ->capture_default_str();
+}
+
+caf::error config::validate() const {
+  if (auto err = check_id(node_id, "node id"))
+    return err;
+  if (auto n = naming::make(prefix); !n)
+    return n.error();
+  if (limits.heartbeat_interval <= caf::timespan{0})
+    return make_error(errc::invalid_argument,
+                      "the heartbeat interval must be positive");
+  if (limits.max_payload == 0)
+    return make_error(errc::invalid_argument,
+                      "the payload limit must be positive");
+  if (limits.delivery_limit == 0)
+    return make_error(errc::invalid_argument,
+                      "the delivery limit must be at least 1");
+  return caf::none;
+}
+
+} // namespace nova

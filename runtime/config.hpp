@@ -1,0 +1,49 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <caf/expected.hpp>
+
+#include "actors/context.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace nova {
+
+enum class bus_kind { memory, nats };
+
+[[nodiscard]] const char* to_string(bus_kind x) noexcept;
+
+/// A node's configuration. Defaults, then environment variables, then
+/// command-line flags, each overriding the one before.
+struct config {
+  std::string node_id = "node-1";
+  bus_kind bus = bus_kind::memory;
+  std::string nats_url = "nats://127.0.0.1:4222";
+  std::string dragonfly_url = "redis://127.0.0.1:6379";
+  std::string prefix = "nova";
+  /// Scheduler threads; 0 means one per core.
+  size_t threads = 0;
+  nova::limits limits;
+  /// How long shutdown waits for mailboxes to drain before it stops Novas.
+  caf::timespan drain_timeout = std::chrono::seconds(10);
+  std::string log_level = "info";
+
+  /// Reads NOVA_NODE_ID, MESSAGE_BUS, NATS_URL, DRAGONFLY_URL, NOVA_PREFIX,
+  /// NOVA_HEARTBEAT_MS, NOVA_MAX_PAYLOAD, NOVA_LOG_LEVEL over the defaults.
+  /// An invalid value is an error naming the variable.
+  [[nodiscard]] static caf::expected<config> from_env();
+
+  /// Adds the node flags (--node-id, --bus, --nats-url, ...) to `app`,
+  /// writing into this object.
+  void add_flags(CLI::App& app);
+
+  /// Checks ids and ranges; the node refuses to start on an error.
+  [[nodiscard]] caf::error validate() const;
+};
+
+} // namespace nova

@@ -1,0 +1,352 @@
+#include "runtime/node.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <stdexcept>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/outbound.hpp"
+#include "actors/presence_monitor.hpp"
+#include "actors/task_queue_actor.hpp"
+#include "messages/errc.hpp"
+#include "messages/ids.hpp"
+#include "messages/registry.hpp"
+
+namespace nova {
+
+namespace {
+
+// The write end of the running node's wake pipe, for the signal handler.
+std::atomic<int> signal_fd{-1};
+
+extern "C" void on_signal(int) {
+  int fd = signal_fd.load();
+  if (fd >= 0) {
+    char c = 's';
+    [[maybe_unused]] auto n = ::write(fd, &c, 1);
+  }
+}
+
+caf::error refuse_if_closed(const runtime_context& ctx) {
+  if (!ctx.accepting.load(std::memory_order_acquire))
+    return make_error(errc::shutting_down,
+                      "node '" + ctx.node_id + "' is shutting down");
+  return caf::none;
+}
+
+} // namespace
+
+node::node(config cfg) : cfg_(std::move(cfg)) {
+  if (auto err = cfg_.validate())
+    throw std::invalid_argument(describe(err));
+  if (cfg_.bus != bus_kind::memory)
+    throw std::invalid_argument(
+      std::string{"bus '"} + to_string(cfg_.bus)
+      + "' is not available in this build; use --bus memory");
+  spdlog::set_level(spdlog::level::from_str(cfg_.log_level));
+  register_types(sys_cfg_);
+  if (cfg_.threads > 0)
+    sys_cfg_.set("scheduler.max-threads", cfg_.threads);
+  system_ = std::make_unique<caf::actor_system>(sys_cfg_);
+  ctx_ = std::make_shared<runtime_context>();
+  ctx_->node_id = cfg_.node_id;
+  ctx_->limits = cfg_.limits;
+  ctx_->tasks = spawn_task_queue(*system_, ctx_);
+  ctx_->presence = spawn_presence_monitor(*system_, ctx_);
+  if (::pipe2(wake_fds_, O_CLOEXEC) != 0)
+    throw std::runtime_error("cannot create the node's wake pipe");
+}
+
+node::~node() {
+  shutdown();
+  for (int fd : wake_fds_)
+    if (fd >= 0)
+      ::close(fd);
+}
+
+caf::error node::reserve(const std::string& id, const agent_options& opts) {
+  if (auto err = refuse_if_closed(*ctx_))
+    return err;
+  if (auto err = check_id(id, "nova id"))
+    return err;
+  for (const auto& g : opts.groups)
+    if (auto err = check_id(g, "group"))
+      return err;
+  for (const auto& c : opts.capabilities)
+    if (auto err = check_id(c, "capability"))
+      return err;
+  return ctx_->directory.reserve(id, opts.capabilities, opts.groups);
+}
+
+void node::bind(const std::string& id, const caf::actor& hdl) {
+  auto ctx = ctx_;
+  auto addr = hdl.address();
+  hdl->attach_functor([ctx, id, addr] { ctx->directory.remove(id, addr); });
+  ctx_->directory.bind(id, hdl);
+}
+
+caf::error node::stop(const std::string& id) {
+  if (auto err = check_id(id, "nova id"))
+    return err;
+  auto hdl = ctx_->directory.find(id);
+  if (!hdl)
+    return make_error(errc::unknown_nova, "no Nova named '" + id + "' here");
+  caf::anon_send(hdl, stop_atom::value);
+  return caf::none;
+}
+
+caf::error node::outbound(kind k, const std::string& to, std::string payload,
+                          send_options& opts) {
+  if (auto err = refuse_if_closed(*ctx_))
+    return err;
+  envelope env;
+  if (auto err = make_envelope(*ctx_, env, k, "anonymous", to,
+                               std::move(payload), opts))
+    return err;
+  auto targets = local_targets(*ctx_, env);
+  if (k == kind::direct && targets.empty()) {
+    ctx_->stats.add(counter::rejected_unknown_nova);
+    ctx_->stats.add(counter::dead_letters);
+    return make_error(errc::unknown_nova,
+                      "no Nova named '" + to + "' on this node");
+  }
+  bool urgent = env.priority == priority::urgent || k == kind::emergency;
+  for (const auto& dest : targets) {
+    if (urgent)
+      caf::anon_send<caf::message_priority::high>(dest, env);
+    else
+      caf::anon_send(dest, env);
+  }
+  ctx_->stats.add(sent_counter(k));
+  return caf::none;
+}
+
+caf::error node::send(const std::string& to, std::string payload,
+                      send_options opts) {
+  return outbound(kind::direct, to, std::move(payload), opts);
+}
+
+caf::error node::broadcast(std::string payload, send_options opts) {
+  return outbound(kind::broadcast, {}, std::move(payload), opts);
+}
+
+caf::error node::multicast(const std::string& group, std::string payload,
+                           send_options opts) {
+  return outbound(kind::multicast, group, std::move(payload), opts);
+}
+
+caf::error node::publish(const std::string& subject, std::string payload,
+                         send_options opts) {
+  return outbound(kind::event, subject, std::move(payload), opts);
+}
+
+caf::error node::emergency(std::string payload, send_options opts) {
+  return outbound(kind::emergency, {}, std::move(payload), opts);
+}
+
+caf::expected<envelope> node::request(const std::string& to,
+                                      std::string payload,
+                                      caf::timespan timeout,
+                                      send_options opts) {
+  if (auto err = refuse_if_closed(*ctx_))
+    return err;
+  envelope env;
+  if (auto err = make_envelope(*ctx_, env, kind::request, "anonymous", to,
+                               std::move(payload), opts))
+    return err;
+  auto dest = ctx_->directory.find(to);
+  if (!dest) {
+    ctx_->stats.add(counter::rejected_unknown_nova);
+    return make_error(errc::unknown_nova,
+                      "no Nova named '" + to + "' on this node");
+  }
+  ctx_->stats.add(counter::sent_request);
+  caf::scoped_actor self{*system_};
+  caf::expected<envelope> result{caf::error{}};
+  self->request(dest, timeout, request_atom::value, std::move(env))
+    .receive([&](envelope& reply) { result = std::move(reply); },
+             [&](caf::error& err) {
+               if (err == caf::sec::request_timeout) {
+                 ctx_->stats.add(counter::request_timeouts);
+                 result = make_error(
+                   errc::request_timeout,
+                   "no reply from '" + to + "' within "
+                     + std::to_string(
+                       std::chrono::duration_cast<std::chrono::milliseconds>(
+                         timeout)
+                         .count())
+                     + " ms");
+               } else {
+                 result = std::move(err);
+               }
+             });
+  return result;
+}
+
+namespace {
+
+template <class T, class Timeout, class... Ts>
+caf::expected<T> ask(caf::actor_system& sys, const caf::actor& dest,
+                     Timeout timeout, Ts&&... xs) {
+  caf::scoped_actor self{sys};
+  caf::expected<T> result{caf::error{}};
+  self->request(dest, caf::duration{timeout}, std::forward<Ts>(xs)...)
+    .receive([&](T& x) { result = std::move(x); },
+             [&](caf::error& err) { result = std::move(err); });
+  return result;
+}
+
+} // namespace
+
+caf::expected<std::string> node::enqueue(task t) {
+  if (auto err = refuse_if_closed(*ctx_))
+    return err;
+  if (!t.session.empty())
+    if (auto err = check_id(t.session, "session"))
+      return err;
+  if (t.payload.size() > ctx_->limits.max_payload) {
+    ctx_->stats.add(counter::rejected_oversized);
+    return make_error(errc::payload_too_large,
+                      "task payload of " + std::to_string(t.payload.size())
+                        + " bytes exceeds the limit of "
+                        + std::to_string(ctx_->limits.max_payload)
+                        + " bytes");
+  }
+  if (t.id.empty())
+    t.id = new_message_id();
+  else if (auto err = check_id(t.id, "task id"))
+    return err;
+  if (t.created_by.empty())
+    t.created_by = "anonymous";
+  t.created_at = now_ms();
+  return ask<std::string>(*system_, ctx_->tasks, ctx_->limits.request_timeout,
+                          enqueue_atom::value, std::move(t));
+}
+
+caf::expected<std::string> node::enqueue(std::string type, std::string payload,
+                                         priority prio, std::string session) {
+  task t;
+  t.type = std::move(type);
+  t.payload = std::move(payload);
+  t.priority = prio;
+  t.session = std::move(session);
+  return enqueue(std::move(t));
+}
+
+caf::expected<std::vector<task_result>>
+node::collect(const std::string& session, size_t n, caf::timespan timeout) {
+  if (auto err = check_id(session, "session"))
+    return err;
+  return ask<std::vector<task_result>>(*system_, ctx_->tasks,
+                                       caf::infinite,
+                                       collect_atom::value, session,
+                                       static_cast<uint64_t>(n), timeout);
+}
+
+caf::expected<std::vector<task>> node::dead_letters(size_t limit) {
+  return ask<std::vector<task>>(*system_, ctx_->tasks,
+                                ctx_->limits.request_timeout,
+                                dead_atom::value, static_cast<uint64_t>(limit));
+}
+
+caf::expected<uint64_t> node::redrive(const std::string& task_id) {
+  if (!task_id.empty())
+    if (auto err = check_id(task_id, "task id"))
+      return err;
+  return ask<uint64_t>(*system_, ctx_->tasks, ctx_->limits.request_timeout,
+                       redrive_atom::value, task_id);
+}
+
+caf::expected<queue_stats> node::task_stats() {
+  return ask<queue_stats>(*system_, ctx_->tasks, ctx_->limits.request_timeout,
+                          stats_atom::value);
+}
+
+caf::expected<std::vector<presence>> node::presence_list() {
+  return ask<std::vector<presence>>(*system_, ctx_->presence,
+                                    ctx_->limits.request_timeout,
+                                    list_atom::value);
+}
+
+caf::expected<std::vector<presence>>
+node::discover(const std::string& capability) {
+  if (!capability.empty())
+    if (auto err = check_id(capability, "capability"))
+      return err;
+  return ask<std::vector<presence>>(*system_, ctx_->presence,
+                                    ctx_->limits.request_timeout,
+                                    discover_atom::value, capability);
+}
+
+std::vector<std::string> node::novas() const {
+  return ctx_->directory.ids();
+}
+
+int node::run() {
+  signal_fd.store(wake_fds_[1]);
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int {};
+  struct sigaction old_term {};
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  char c;
+  while (::read(wake_fds_[0], &c, 1) < 0 && errno == EINTR) {
+    // A signal interrupted the read before its byte arrived; read again.
+  }
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
+  signal_fd.store(-1);
+  spdlog::info("node '{}': shutting down", cfg_.node_id);
+  shutdown();
+  return 0;
+}
+
+void node::request_shutdown() {
+  char c = 'q';
+  [[maybe_unused]] auto n = ::write(wake_fds_[1], &c, 1);
+}
+
+void node::shutdown() {
+  if (down_)
+    return;
+  down_ = true;
+  ctx_->accepting.store(false, std::memory_order_release);
+  auto novas = ctx_->directory.all();
+  {
+    caf::scoped_actor self{*system_};
+    for (const auto& hdl : novas) {
+      self->monitor(hdl);
+      // Normal priority: the stop queues up behind what is already there.
+      self->send(hdl, stop_atom::value);
+    }
+    auto deadline = std::chrono::steady_clock::now() + cfg_.drain_timeout;
+    size_t left = novas.size();
+    bool timed_out = false;
+    while (left > 0 && !timed_out) {
+      auto remaining = deadline - std::chrono::steady_clock::now();
+      if (remaining < caf::timespan{0})
+        remaining = caf::timespan{0};
+      self->receive([&](caf::down_msg&) { --left; },
+                    caf::after(remaining) >> [&] { timed_out = true; });
+    }
+    if (timed_out) {
+      spdlog::warn("node '{}': {} Novas did not drain within the timeout; "
+                   "stopping them",
+                   cfg_.node_id, left);
+      for (const auto& hdl : novas)
+        self->send_exit(hdl, caf::exit_reason::kill);
+    }
+    self->send_exit(ctx_->tasks, caf::exit_reason::user_shutdown);
+    self->send_exit(ctx_->presence, caf::exit_reason::user_shutdown);
+  }
+  system_->await_all_actors_done();
+}
+
+} // namespace nova
