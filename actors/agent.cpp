@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/outbound.hpp"
+#include "actors/quiet.hpp"
 #include "cluster/naming.hpp"
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
@@ -61,12 +62,7 @@ agent::agent(caf::actor_config& cfg, agent_init init)
     id_(std::move(init.id)),
     options_(std::move(init.options)),
     ctx_(std::move(init.ctx)) {
-  // Unknown message types are a programming error elsewhere; never fatal here.
-  set_default_handler(caf::drop);
-  // CAF's default would terminate the actor on an unexpected error message.
-  set_error_handler([this](caf::error& err) {
-    spdlog::warn("Nova '{}': {}", id_, describe(err));
-  });
+  make_quiet(this, "Nova '" + id_ + "'");
 }
 
 agent::~agent() = default;
@@ -253,7 +249,13 @@ caf::expected<std::string> agent::enqueue(nova::task t) {
   t.created_by = id_;
   t.created_at = now_ms();
   auto id = t.id;
-  caf::event_based_actor::send(ctx_->tasks, enqueue_atom::value, std::move(t));
+  caf::event_based_actor::request(ctx_->tasks, caf::infinite,
+                                  enqueue_atom::value, std::move(t))
+    .then([](const std::string&) {},
+          [this, id](caf::error& err) {
+            spdlog::warn("Nova '{}': task '{}' was not queued: {}", id_, id,
+                         describe(err));
+          });
   return id;
 }
 
@@ -415,6 +417,11 @@ void agent::run_task(nova::task& t) {
     r = make_error(errc::handler_failed, "on_task threw");
   }
   current_task_.clear();
+  if (stopped_) {
+    // Stopped mid-task: report nothing; the queue sees this worker go down
+    // and retries the task elsewhere.
+    return;
+  }
   if (r)
     caf::event_based_actor::send(ctx_->tasks, complete_atom::value, t.id, id_,
                                  std::move(*r));

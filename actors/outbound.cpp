@@ -55,9 +55,11 @@ caf::error make_envelope(runtime_context& ctx, envelope& out, kind k,
     out.to = to;
   out.kind = k;
   out.priority = k == kind::emergency ? priority::urgent : opts.priority;
-  out.correlation_id = opts.correlation_id.empty()
-                         ? out.id
-                         : std::move(opts.correlation_id);
+  // Not a conditional expression: that would copy `out.id` into a temporary.
+  if (opts.correlation_id.empty())
+    out.correlation_id = out.id;
+  else
+    out.correlation_id = std::move(opts.correlation_id);
   out.created_at = message_id_time(out.id);
   out.content_type = std::move(opts.content_type);
   out.payload = std::move(payload);

@@ -6,6 +6,8 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/quiet.hpp"
+
 #include "messages/ids.hpp"
 
 namespace nova {
@@ -120,6 +122,7 @@ caf::actor spawn_presence_monitor(caf::actor_system& sys, context_ptr ctx) {
   auto f = [timeout, sweep_every](monitor_actor* self,
                                   context_ptr ctx) -> caf::behavior {
     self->state.ctx = std::move(ctx);
+    make_quiet(self, "presence monitor");
     self->state.table = presence_table{timeout};
     self->set_down_handler([self](caf::down_msg& dm) {
       auto& ws = self->state.watchers;

@@ -72,10 +72,11 @@ caf::expected<task_result> task_queue::complete(const std::string& task_id,
                                                 std::string payload,
                                                 time_point) {
   auto i = leases_.find(task_id);
-  if (i == leases_.end())
+  if (i == leases_.end() || i->second.worker != worker)
     return make_error(errc::not_found,
-                      "task '" + task_id + "' is not claimed (already done, "
-                        "or its lease expired and it was retried)");
+                      "task '" + task_id + "' is not claimed by '" + worker
+                        + "' (already done, or its lease expired and it was "
+                          "retried)");
   task_result r;
   r.task_id = task_id;
   r.session = i->second.t.session;
@@ -114,7 +115,7 @@ task_queue::failure task_queue::fail_lease(lease l, std::string reason,
     r.attempts = l.t.attempts;
     r.completed_at = now_ms();
     out.dead = std::move(r);
-    queued_ids_.erase(l.t.id);
+    // The id stays taken while it is a dead letter: a redrive brings it back.
     dead_.push_back(std::move(l.t));
     return out;
   }
@@ -129,9 +130,10 @@ caf::expected<task_queue::failure>
 task_queue::fail(const std::string& task_id, const std::string& worker,
                  std::string reason, time_point now) {
   auto i = leases_.find(task_id);
-  if (i == leases_.end())
+  if (i == leases_.end() || i->second.worker != worker)
     return make_error(errc::not_found,
-                      "task '" + task_id + "' is not claimed");
+                      "task '" + task_id + "' is not claimed by '" + worker
+                        + "'");
   auto l = std::move(i->second);
   leases_.erase(i);
   return fail_lease(std::move(l), std::move(reason), now);

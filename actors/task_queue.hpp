@@ -44,21 +44,22 @@ public:
 
   explicit task_queue(settings s);
 
-  /// Adds a task to its priority lane. A task id that is queued, claimed or
-  /// already done is `errc::duplicate_id`.
+  /// Adds a task to its priority lane. A task id that is queued, claimed,
+  /// waiting for a retry, dead or already done is `errc::duplicate_id`.
   caf::error enqueue(task t);
 
   /// Takes the oldest task of the highest non-empty lane and leases it to
   /// `worker` until `now + task_timeout`; counts one delivery.
   std::optional<task> claim(const std::string& worker, time_point now);
 
-  /// Finishes a leased task. `errc::not_found` if it is not leased (already
-  /// done, or never claimed).
+  /// Finishes a task leased to `worker`. `errc::not_found` if it is not
+  /// leased to `worker` (already done, never claimed, or its lease expired).
   caf::expected<task_result> complete(const std::string& task_id,
                                       const std::string& worker,
                                       std::string payload, time_point now);
 
-  /// Fails the current attempt of a leased task: it retries after a backoff
+  /// Fails the current attempt of a task leased to `worker` (else
+  /// `errc::not_found`): it retries after a backoff
   /// of `retry_base * 2^(attempts-1)` (capped at `retry_max`) or, at the
   /// delivery limit, becomes a dead letter.
   caf::expected<failure> fail(const std::string& task_id,

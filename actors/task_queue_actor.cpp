@@ -5,6 +5,8 @@
 
 #include <caf/event_based_actor.hpp>
 #include <caf/stateful_actor.hpp>
+
+#include "actors/quiet.hpp"
 #include <spdlog/spdlog.h>
 
 #include "actors/task_queue.hpp"
@@ -128,6 +130,7 @@ caf::actor spawn_task_queue(caf::actor_system& sys, context_ptr ctx) {
   auto f = [](queue_actor* self, task_queue::settings s,
               context_ptr ctx) -> caf::behavior {
     self->state.ctx = std::move(ctx);
+    make_quiet(self, "task queue");
     self->state.queue = task_queue{s};
     self->set_down_handler([self](caf::down_msg& dm) {
       auto& st = self->state;
@@ -248,7 +251,12 @@ caf::actor spawn_task_queue(caf::actor_system& sys, context_ptr ctx) {
       [self](stats_atom) { return self->state.queue.stats(); },
     };
   };
-  return sys.spawn(f, s, std::move(ctx));
+  auto hdl = sys.spawn(f, s, std::move(ctx));
+  hdl->attach_functor([](const caf::error& reason) {
+    if (reason && reason != caf::exit_reason::user_shutdown)
+      spdlog::error("the task queue stopped: {}", describe(reason));
+  });
+  return hdl;
 }
 
 } // namespace nova

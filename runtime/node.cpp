@@ -296,6 +296,7 @@ int node::run() {
   struct sigaction old_term {};
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
+  running_.store(true);
   char c;
   while (::read(wake_fds_[0], &c, 1) < 0 && errno == EINTR) {
     // A signal interrupted the read before its byte arrived; read again.
@@ -303,6 +304,7 @@ int node::run() {
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
   signal_fd.store(-1);
+  running_.store(false);
   spdlog::info("node '{}': shutting down", cfg_.node_id);
   shutdown();
   return 0;

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -117,6 +118,11 @@ public:
   /// Wakes `run` from any thread.
   void request_shutdown();
 
+  /// True while `run` waits for a signal (its handlers are installed).
+  [[nodiscard]] bool running() const noexcept {
+    return running_.load();
+  }
+
   /// Stops intake (sends from outside fail with `shutting_down`), lets every
   /// Nova finish the messages already in its mailbox, stops the Novas, then
   /// the services. Novas still running after `drain_timeout` are killed.
@@ -133,6 +139,7 @@ private:
   std::unique_ptr<caf::actor_system> system_;
   context_ptr ctx_;
   bool down_ = false;
+  std::atomic<bool> running_{false};
   int wake_fds_[2] = {-1, -1};
 };
 
