@@ -58,8 +58,11 @@ bool subject_matches(std::string_view pattern,
     auto stok = subject.substr(s, se == std::string_view::npos
                                     ? std::string_view::npos
                                     : se - s);
+    // Subjects have no empty tokens, so neither `*` nor `>` matches one.
+    if (stok.empty())
+      return false;
     if (ptok == ">")
-      return !stok.empty();
+      return true;
     if (ptok != "*" && ptok != stok)
       return false;
     bool plast = pe == std::string_view::npos;

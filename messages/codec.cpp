@@ -1,5 +1,6 @@
 #include "messages/codec.hpp"
 
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
 #include "messages/errc.hpp"
@@ -241,6 +242,34 @@ struct proto_of<presence> { using type = v1::Presence; };
 template <>
 struct proto_of<event> { using type = v1::Event; };
 
+// With ignore_unknown_fields, protobuf also drops enum names it does not
+// know, leaving the field UNSPECIFIED: a newer peer's kind would silently
+// become `direct`. Reject those as `decode` rejects unknown enum numbers.
+caf::error check_enum_names(const google::protobuf::Descriptor* type,
+                            std::string_view json) {
+  google::protobuf::Struct root;
+  auto st = google::protobuf::util::JsonStringToMessage(
+    google::protobuf::StringPiece{json.data(), json.size()}, &root);
+  if (!st.ok())
+    return caf::none;
+  for (const auto& [key, value] : root.fields()) {
+    if (value.kind_case() != google::protobuf::Value::kStringValue)
+      continue;
+    for (int i = 0; i < type->field_count(); ++i) {
+      const auto* field = type->field(i);
+      if (field->enum_type() == nullptr
+          || (key != field->json_name() && key != field->name()))
+        continue;
+      if (field->enum_type()->FindValueByName(value.string_value())
+          == nullptr)
+        return make_error(errc::decode_failed,
+                          "unknown " + field->full_name() + " value '"
+                            + value.string_value().substr(0, 80) + "'");
+    }
+  }
+  return caf::none;
+}
+
 } // namespace
 
 template <class T>
@@ -275,6 +304,8 @@ caf::expected<T> from_json(std::string_view json) {
     return make_error(errc::decode_failed,
                       "invalid " + msg.GetTypeName()
                         + " JSON: " + std::string{st.message()});
+  if (auto err = check_enum_names(msg.GetDescriptor(), json))
+    return err;
   return from_proto(msg);
 }
 
