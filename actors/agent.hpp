@@ -11,6 +11,7 @@
 #include <caf/response_handle.hpp>
 
 #include "actors/context.hpp"
+#include "messages/errc.hpp"
 #include "messages/types.hpp"
 
 namespace nova {
