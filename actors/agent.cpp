@@ -89,80 +89,76 @@ void agent::deliver(const caf::actor& dest, envelope env) {
     caf::event_based_actor::send(dest, std::move(env));
 }
 
-void agent::deliver_to_all(const std::vector<caf::actor>& targets,
-                           const envelope& env) {
-  for (const auto& dest : targets)
-    deliver(dest, env);
-}
-
 caf::error agent::send(const std::string& to, std::string payload,
                        send_options opts) {
   envelope env;
   if (auto err = make_envelope(*ctx_, env, kind::direct, id_, to,
                                std::move(payload), opts))
     return err;
-  if (auto dest = resolve(to)) {
+  if (auto dest = resolve(to))
     deliver(dest, std::move(env));
-  } else if (ctx_->gateway) {
-    caf::event_based_actor::send(ctx_->gateway, std::move(env));
+  else if (auto err = send_remote(*ctx_, env))
+    return err;
+  ctx_->stats.add(counter::sent_direct);
+  return caf::none;
+}
+
+caf::error agent::send_any(const std::string& capability, std::string payload,
+                           send_options opts) {
+  if (auto err = check_id(capability, "capability"))
+    return err;
+  envelope env;
+  opts.headers[capability_header] = capability;
+  if (auto err = make_envelope(*ctx_, env, kind::direct, id_, capability,
+                               std::move(payload), opts))
+    return err;
+  env.to.clear();
+  if (ctx_->bus) {
+    if (!ctx_->bus->knows_capability(capability))
+      return make_error(errc::unknown_nova,
+                        "no Nova with capability '" + capability + "'");
+    if (auto err = ctx_->bus->publish_any(capability, env))
+      return err;
+  } else if (auto dest = pick_local(*ctx_, capability)) {
+    deliver(dest, std::move(env));
   } else {
-    ctx_->stats.add(counter::rejected_unknown_nova);
     return make_error(errc::unknown_nova,
-                      "no Nova named '" + to + "' on this node");
+                      "no Nova with capability '" + capability + "'");
   }
   ctx_->stats.add(counter::sent_direct);
   return caf::none;
 }
 
-caf::error agent::broadcast(std::string payload, send_options opts) {
+caf::error agent::fan_out_kind(kind k, const std::string& to,
+                               std::string payload, send_options& opts) {
   envelope env;
-  if (auto err = make_envelope(*ctx_, env, kind::broadcast, id_, {},
-                               std::move(payload), opts))
+  if (auto err = make_envelope(*ctx_, env, k, id_, to, std::move(payload),
+                               opts))
     return err;
-  deliver_to_all(local_targets(*ctx_, env), env);
-  if (ctx_->gateway)
-    caf::event_based_actor::send(ctx_->gateway, std::move(env));
-  ctx_->stats.add(counter::sent_broadcast);
+  if (auto err = nova::fan_out(*ctx_, env,
+                               [this](const caf::actor& dest,
+                                      const envelope& x) { deliver(dest, x); }))
+    return err;
+  ctx_->stats.add(sent_counter(k));
   return caf::none;
+}
+
+caf::error agent::broadcast(std::string payload, send_options opts) {
+  return fan_out_kind(kind::broadcast, {}, std::move(payload), opts);
 }
 
 caf::error agent::multicast(const std::string& group, std::string payload,
                             send_options opts) {
-  envelope env;
-  if (auto err = make_envelope(*ctx_, env, kind::multicast, id_, group,
-                               std::move(payload), opts))
-    return err;
-  deliver_to_all(local_targets(*ctx_, env), env);
-  if (ctx_->gateway)
-    caf::event_based_actor::send(ctx_->gateway, std::move(env));
-  ctx_->stats.add(counter::sent_multicast);
-  return caf::none;
+  return fan_out_kind(kind::multicast, group, std::move(payload), opts);
 }
 
 caf::error agent::publish(const std::string& subject, std::string payload,
                           send_options opts) {
-  envelope env;
-  if (auto err = make_envelope(*ctx_, env, kind::event, id_, subject,
-                               std::move(payload), opts))
-    return err;
-  deliver_to_all(local_targets(*ctx_, env), env);
-  if (ctx_->gateway)
-    caf::event_based_actor::send(ctx_->gateway, std::move(env));
-  ctx_->stats.add(counter::sent_event);
-  return caf::none;
+  return fan_out_kind(kind::event, subject, std::move(payload), opts);
 }
 
 caf::error agent::emergency(std::string payload, send_options opts) {
-  envelope env;
-  if (auto err = make_envelope(*ctx_, env, kind::emergency, id_, {},
-                               std::move(payload), opts))
-    return err;
-  deliver_to_all(local_targets(*ctx_, env), env);
-  if (ctx_->gateway)
-    caf::event_based_actor::send<caf::message_priority::high>(ctx_->gateway,
-                                                              std::move(env));
-  ctx_->stats.add(counter::sent_emergency);
-  return caf::none;
+  return fan_out_kind(kind::emergency, {}, std::move(payload), opts);
 }
 
 reply_handle agent::request(const std::string& to, std::string payload,
@@ -173,31 +169,64 @@ reply_handle agent::request(const std::string& to, std::string payload,
                            std::move(payload), opts);
   if (!err) {
     dest = resolve(to);
-    if (!dest)
+    if (!dest && ctx_->bus && ctx_->bus->knows(to))
       dest = ctx_->gateway;
     if (!dest) {
       ctx_->stats.add(counter::rejected_unknown_nova);
       err = make_error(errc::unknown_nova,
-                       "no Nova named '" + to + "' on this node");
+                       "no Nova named '" + to + "' on this node"
+                         + (ctx_->bus ? " or any other" : ""));
     }
   }
+  return start_request(std::move(dest), std::move(env), to, timeout,
+                       std::move(err));
+}
+
+reply_handle agent::request_any(const std::string& capability,
+                                std::string payload, caf::timespan timeout,
+                                send_options opts) {
+  envelope env;
+  caf::actor dest;
+  auto err = check_id(capability, "capability");
+  if (!err) {
+    opts.headers[capability_header] = capability;
+    err = make_envelope(*ctx_, env, kind::request, id_, capability,
+                        std::move(payload), opts);
+  }
+  if (!err) {
+    env.to.clear();
+    if (ctx_->bus && ctx_->bus->knows_capability(capability))
+      dest = ctx_->gateway;
+    else if (!ctx_->bus)
+      dest = pick_local(*ctx_, capability);
+    if (!dest)
+      err = make_error(errc::unknown_nova,
+                       "no Nova with capability '" + capability + "'");
+  }
+  return start_request(std::move(dest), std::move(env),
+                       "capability " + capability, timeout, std::move(err));
+}
+
+reply_handle agent::start_request(caf::actor dest, envelope env,
+                                  std::string to, caf::timespan timeout,
+                                  caf::error err) {
   if (err) {
     // An invalid destination makes CAF answer with an error at once; `then`
     // replaces it with ours.
     auto hdl = caf::event_based_actor::request(caf::actor{}, timeout,
                                                request_atom::value, envelope{});
-    return {this, hdl, to, timeout, std::move(err)};
+    return {this, hdl, std::move(to), timeout, std::move(err)};
   }
   ctx_->stats.add(counter::sent_request);
   if (env.priority == priority::urgent) {
     auto hdl = caf::event_based_actor::request<caf::message_priority::high>(
       dest, timeout, request_atom::value, std::move(env));
-    return {this, hdl, to, timeout, caf::none};
+    return {this, hdl, std::move(to), timeout, caf::none};
   }
   auto hdl = caf::event_based_actor::request(dest, timeout,
                                              request_atom::value,
                                              std::move(env));
-  return {this, hdl, to, timeout, caf::none};
+  return {this, hdl, std::move(to), timeout, caf::none};
 }
 
 void agent::join(const std::string& group) {

@@ -101,6 +101,12 @@ public:
   caf::error send(const std::string& to, std::string payload,
                   send_options opts = {});
 
+  /// Sends to exactly one Nova that has `capability`, on any node (NATS
+  /// queue groups spread the load; embedded, round robin). `unknown_nova`
+  /// if no Nova has it.
+  caf::error send_any(const std::string& capability, std::string payload,
+                      send_options opts = {});
+
   /// Sends to every Nova, including this one.
   caf::error broadcast(std::string payload, send_options opts = {});
 
@@ -125,6 +131,10 @@ public:
   reply_handle request(const std::string& to, std::string payload) {
     return request(to, std::move(payload), ctx_->limits.request_timeout);
   }
+
+  /// Sends a request to exactly one Nova that has `capability`.
+  reply_handle request_any(const std::string& capability, std::string payload,
+                           caf::timespan timeout, send_options opts = {});
 
   // -- groups and events -------------------------------------------------------
 
@@ -181,7 +191,8 @@ public:
       .then([f = std::move(f)](std::vector<presence>& xs) mutable { f(xs); });
   }
 
-  /// From now on presence changes of any Nova arrive in `on_presence`.
+  /// The presence of every known Nova, then every change, arrives in
+  /// `on_presence`.
   void watch_presence();
 
 protected:
@@ -221,8 +232,10 @@ private:
 
   caf::actor resolve(const std::string& id);
   void deliver(const caf::actor& dest, envelope env);
-  void deliver_to_all(const std::vector<caf::actor>& targets,
-                      const envelope& env);
+  caf::error fan_out_kind(kind k, const std::string& to, std::string payload,
+                          send_options& opts);
+  reply_handle start_request(caf::actor dest, envelope env, std::string to,
+                             caf::timespan timeout, caf::error err);
   void dispatch(envelope& env);
   caf::result<envelope> answer(envelope& req);
   void guarded(const char* what, const std::function<void()>& f);

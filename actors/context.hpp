@@ -9,6 +9,7 @@
 #include <caf/actor.hpp>
 #include <caf/timespan.hpp>
 
+#include "actors/bus.hpp"
 #include "actors/counters.hpp"
 #include "actors/directory.hpp"
 
@@ -20,6 +21,8 @@ struct limits {
   caf::timespan request_timeout = std::chrono::seconds(5);
   caf::timespan heartbeat_interval = std::chrono::seconds(30);
   uint32_t delivery_limit = 3;
+  /// Envelopes that may wait for a lost connection before sends fail.
+  size_t outbox_capacity = 100'000;
   caf::timespan retry_base = std::chrono::milliseconds(100);
   caf::timespan retry_max = std::chrono::seconds(30);
   /// A claimed task not completed within this time counts as failed.
@@ -37,8 +40,13 @@ struct runtime_context {
   caf::actor tasks;
   /// The presence monitor.
   caf::actor presence;
-  /// The gateway to other nodes; invalid when running embedded.
+  /// The gateway actor: answers requests to Novas on other nodes and hands
+  /// inbound requests to local Novas. Invalid when running embedded.
   caf::actor gateway;
+  /// The path to other nodes; null when running embedded.
+  std::shared_ptr<remote_bus> bus;
+  /// Spreads `send_any` over local Novas when running embedded.
+  std::atomic<uint64_t> round_robin{0};
   /// False once shutdown began: no new work is accepted from outside.
   std::atomic<bool> accepting{true};
 };

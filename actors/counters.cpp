@@ -29,6 +29,13 @@ const char* to_string(counter x) noexcept {
     case counter::tasks_retried: return "tasks_retried";
     case counter::tasks_dead: return "tasks_dead";
     case counter::presence_changes: return "presence_changes";
+    case counter::wire_in: return "wire_in";
+    case counter::wire_out: return "wire_out";
+    case counter::decode_errors: return "decode_errors";
+    case counter::wire_rejected: return "wire_rejected";
+    case counter::slow_consumer_drops: return "slow_consumer_drops";
+    case counter::reconnects: return "reconnects";
+    case counter::outbox_full: return "outbox_full";
     case counter::count_: break;
   }
   return "unknown";

@@ -36,6 +36,13 @@ enum class counter : uint8_t {
   tasks_retried,
   tasks_dead,
   presence_changes,
+  wire_in,
+  wire_out,
+  decode_errors,
+  wire_rejected,
+  slow_consumer_drops,
+  reconnects,
+  outbox_full,
   count_, // number of counters
 };
 

@@ -84,6 +84,23 @@ std::vector<caf::actor> local_targets(runtime_context& ctx,
   }
 }
 
+caf::error send_remote(runtime_context& ctx, const envelope& env) {
+  if (ctx.bus && ctx.bus->knows(env.to))
+    return ctx.bus->publish(env);
+  ctx.stats.add(counter::rejected_unknown_nova);
+  return make_error(errc::unknown_nova,
+                    "no Nova named '" + env.to + "' on this node"
+                      + (ctx.bus ? " or any other" : ""));
+}
+
+caf::actor pick_local(runtime_context& ctx, const std::string& capability) {
+  auto ids = ctx.directory.with_capability(capability);
+  if (ids.empty())
+    return {};
+  auto n = ctx.round_robin.fetch_add(1, std::memory_order_relaxed);
+  return ctx.directory.find(ids[n % ids.size()]);
+}
+
 counter sent_counter(kind k) noexcept {
   switch (k) {
     case kind::broadcast: return counter::sent_broadcast;

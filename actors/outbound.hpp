@@ -28,6 +28,31 @@ struct send_options;
 [[nodiscard]] std::vector<caf::actor> local_targets(runtime_context& ctx,
                                                     const envelope& env);
 
+/// Delivers a checked broadcast, multicast, event or emergency envelope to
+/// the local targets through `local` and, clustered, to other nodes.
+/// Urgent envelopes use the high-priority mailbox lane.
+template <class LocalSend>
+caf::error fan_out(runtime_context& ctx, const envelope& env,
+                   LocalSend&& local) {
+  if (ctx.bus)
+    if (auto err = ctx.bus->publish(env))
+      return err;
+  for (const auto& dest : local_targets(ctx, env))
+    local(dest, env);
+  return caf::none;
+}
+
+/// For a checked direct envelope whose target does not run here: hands it
+/// to the bus when the target runs on another node, else `unknown_nova`.
+[[nodiscard]] caf::error send_remote(runtime_context& ctx, const envelope& env);
+
+/// A local Nova with `capability`, chosen round robin; invalid if none.
+[[nodiscard]] caf::actor pick_local(runtime_context& ctx,
+                                    const std::string& capability);
+
+/// The header that carries the capability of a `send_any`/`request_any`.
+constexpr const char* capability_header = "Nova-Capability";
+
 /// The counter for a sent envelope of kind `k`.
 [[nodiscard]] counter sent_counter(kind k) noexcept;
 

@@ -146,6 +146,9 @@ caf::actor spawn_presence_monitor(caf::actor_system& sys, context_ptr ctx) {
           announce(self, *changed);
       },
       [self](watch_atom, caf::actor& who) {
+        // A new watcher first hears the current state, then every change.
+        for (auto& p : self->state.table.list())
+          self->send(who, std::move(p));
         self->monitor(who);
         self->state.watchers.push_back(std::move(who));
       },

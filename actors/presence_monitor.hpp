@@ -61,7 +61,7 @@ private:
 /// Spawns the presence monitor of a node. It keeps a `presence_table`, marks
 /// Novas offline once no heartbeat came for 1.5 heartbeat intervals (checked
 /// every quarter interval), and sends each change as a `presence` message to
-/// every watcher.
+/// every watcher. A new watcher first gets the presence of every known Nova.
 ///
 /// Messages: `(presence_atom, presence)`, `(heartbeat_atom, presence)`,
 /// `(leave_atom, nova_id)`, `(watch_atom, actor)`,

@@ -31,7 +31,8 @@ template <class T>
 }
 
 /// Decodes protobuf binary; `errc::decode_failed` on malformed bytes or
-/// values out of range (unknown enum values, invalid ids).
+/// values out of range (unknown enum values). Ids are not checked here:
+/// whoever routes on them does that, with context.
 template <class T>
 [[nodiscard]] caf::expected<T> decode(std::string_view bytes);
 

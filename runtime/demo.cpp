@@ -407,9 +407,11 @@ demo_summary run_demo(const demo_options& opts, std::ostream& out) {
   st->groups = s.groups;
   traffic_mix mix{opts.messages_per_nova};
 
-  // Nova 0 watches presence; every sixth Nova is a worker; the last two
-  // non-workers stop at the end.
-  auto is_worker = [](size_t i) { return i % 6 == 5; };
+  // Nova 0 watches presence; every sixth Nova is a worker (Nova 1 when there
+  // are fewer than six); the last two other Novas stop at the end.
+  auto is_worker = [&](size_t i) {
+    return s.novas < 6 ? i == 1 : i % 6 == 5;
+  };
   std::vector<std::string> stoppers;
   for (size_t i = s.novas; i-- > 1 && stoppers.size() < 2;)
     if (!is_worker(i))

@@ -8,6 +8,7 @@ namespace nova {
 
 /// What `run_demo` simulates.
 struct demo_options {
+  /// At least 4: a watcher, a worker and two Novas that stop.
   size_t novas = 36;
   size_t groups = 4;
   /// Messages each Nova sends: mostly direct, the rest broadcasts,
@@ -77,7 +78,7 @@ struct demo_summary {
   uint64_t task_results = 0;
 
   /// Presence changes the monitor announced, and those the watching Nova
-  /// received (it starts watching a moment after the first Novas appear).
+  /// received: all but its own first one, announced before it watched.
   uint64_t presence_changes = 0;
   uint64_t presence_seen = 0;
   uint64_t offline_seen = 0;

@@ -108,19 +108,22 @@ caf::error node::outbound(kind k, const std::string& to, std::string payload,
   if (auto err = make_envelope(*ctx_, env, k, "anonymous", to,
                                std::move(payload), opts))
     return err;
-  auto targets = local_targets(*ctx_, env);
-  if (k == kind::direct && targets.empty()) {
-    ctx_->stats.add(counter::rejected_unknown_nova);
-    ctx_->stats.add(counter::dead_letters);
-    return make_error(errc::unknown_nova,
-                      "no Nova named '" + to + "' on this node");
-  }
-  bool urgent = env.priority == priority::urgent || k == kind::emergency;
-  for (const auto& dest : targets) {
-    if (urgent)
-      caf::anon_send<caf::message_priority::high>(dest, env);
+  auto local = [](const caf::actor& dest, const envelope& x) {
+    if (x.priority == priority::urgent || x.kind == kind::emergency)
+      caf::anon_send<caf::message_priority::high>(dest, x);
     else
-      caf::anon_send(dest, env);
+      caf::anon_send(dest, x);
+  };
+  if (k == kind::direct) {
+    if (auto dest = ctx_->directory.find(to)) {
+      local(dest, env);
+    } else if (auto err = send_remote(*ctx_, env)) {
+      // Nobody to tell but the caller: count it as a dead letter too.
+      ctx_->stats.add(counter::dead_letters);
+      return err;
+    }
+  } else if (auto err = fan_out(*ctx_, env, local)) {
+    return err;
   }
   ctx_->stats.add(sent_counter(k));
   return caf::none;
@@ -160,10 +163,13 @@ caf::expected<envelope> node::request(const std::string& to,
                                std::move(payload), opts))
     return err;
   auto dest = ctx_->directory.find(to);
+  if (!dest && ctx_->bus && ctx_->bus->knows(to))
+    dest = ctx_->gateway;
   if (!dest) {
     ctx_->stats.add(counter::rejected_unknown_nova);
     return make_error(errc::unknown_nova,
-                      "no Nova named '" + to + "' on this node");
+                      "no Nova named '" + to + "' on this node"
+                        + (ctx_->bus ? " or any other" : ""));
   }
   ctx_->stats.add(counter::sent_request);
   caf::scoped_actor self{*system_};

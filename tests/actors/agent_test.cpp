@@ -402,3 +402,42 @@ TEST_CASE("events reach every matching rule and a throwing rule does not "
   CHECK(is(n.publish("nodot", "x"), errc::invalid_argument));
   CHECK(is(n.publish("a.b c", "x"), errc::invalid_argument));
 }
+
+TEST_CASE("send_any and request_any reach one Nova with the capability",
+          "[agent]") {
+  node n{test_config()};
+  auto a = make_sink();
+  auto b = make_sink();
+  agent_options tr;
+  tr.capabilities = {"translate"};
+  REQUIRE(n.spawn<recorder>("t1", tr, a));
+  REQUIRE(n.spawn<recorder>("t2", tr, b));
+  auto out = make_sink();
+  REQUIRE(n.spawn<script>(
+    "client", {},
+    script::body{[](script& self) {
+      for (int i = 0; i < 10; ++i)
+        if (auto err = self.send_any("translate", "m" + std::to_string(i)))
+          self.record_error(err);
+      self.record_error(self.send_any("cook", "x"));
+      self.request_any("translate", "q", 2s)
+        .then([&self](const envelope& r) { self.record(r); },
+              [&self](const caf::error& e) { self.record_error(e); });
+      self.request_any("cook", "q", 2s)
+        .then([&self](const envelope& r) { self.record(r); },
+              [&self](const caf::error& e) { self.record_error(e); });
+    }},
+    out));
+  auto xs = out->wait_for(3);
+  REQUIRE(xs.size() == 3);
+  CHECK(xs[0].payload.rfind("error:unknown_nova", 0) == 0);
+  std::vector<std::string> payloads{xs[1].payload, xs[2].payload};
+  std::sort(payloads.begin(), payloads.end());
+  CHECK(payloads[0] == "error:unknown_nova: no Nova with capability 'cook'");
+  CHECK(payloads[1] == "re:q");
+  REQUIRE(nova::testing::eventually(
+    [&] { return a->size() + b->size() == 11; }));
+  // Round robin: both got a share.
+  CHECK(a->size() >= 5);
+  CHECK(b->size() >= 5);
+}
