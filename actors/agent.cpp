@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/gateway.hpp"
 #include "actors/outbound.hpp"
 #include "actors/quiet.hpp"
 #include "cluster/naming.hpp"
@@ -218,6 +219,9 @@ reply_handle agent::start_request(caf::actor dest, envelope env,
     return {this, hdl, std::move(to), timeout, std::move(err)};
   }
   ctx_->stats.add(counter::sent_request);
+  if (dest == ctx_->gateway)
+    env.headers[nats_headers::timeout_ms] = std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
   if (env.priority == priority::urgent) {
     auto hdl = caf::event_based_actor::request<caf::message_priority::high>(
       dest, timeout, request_atom::value, std::move(env));

@@ -134,16 +134,37 @@ caf::actor spawn_presence_monitor(caf::actor_system& sys, context_ptr ctx) {
     });
     self->delayed_send(self, sweep_every, sweep_atom::value);
     auto on_update = [self](presence& p) {
+      auto& st = self->state;
       auto now = presence_table::clock::now();
-      if (auto changed = self->state.table.update(std::move(p), now))
+      bool local = p.node_id == st.ctx->node_id;
+      bool known = st.table.find(p.nova_id).has_value();
+      auto changed = st.table.update(p, now);
+      // Other nodes hear heartbeats and changes of local Novas; a new one is
+      // announced by the gateway once its inbox is subscribed.
+      if (local && known && st.ctx->bus)
+        st.ctx->bus->publish_presence(p);
+      if (changed)
         announce(self, *changed);
     };
     return {
       [on_update](presence_atom, presence& p) { on_update(p); },
       [on_update](heartbeat_atom, presence& p) { on_update(p); },
       [self](leave_atom, std::string& id) {
-        if (auto changed = self->state.table.leave(id))
+        auto& st = self->state;
+        if (auto changed = st.table.leave(id)) {
+          if (st.ctx->bus && changed->node_id == st.ctx->node_id)
+            st.ctx->bus->publish_presence(*changed);
           announce(self, *changed);
+        }
+      },
+      [self](republish_atom) {
+        auto& st = self->state;
+        if (!st.ctx->bus)
+          return;
+        for (auto& p : st.table.list())
+          if (p.node_id == st.ctx->node_id
+              && p.status != presence_status::offline)
+            st.ctx->bus->publish_presence(p);
       },
       [self](watch_atom, caf::actor& who) {
         // A new watcher first hears the current state, then every change.

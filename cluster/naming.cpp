@@ -162,4 +162,11 @@ caf::expected<std::string> naming::node_control(std::string_view node_id,
   return prefix_ + ".node." + std::string{node_id} + "." + std::string{verb};
 }
 
+caf::expected<std::string>
+naming::capability(std::string_view capability) const {
+  if (auto err = check_id(capability, "capability"))
+    return err;
+  return prefix_ + ".capability." + std::string{capability};
+}
+
 } // namespace nova

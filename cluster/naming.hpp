@@ -41,6 +41,10 @@ public:
   task_results(std::string_view session) const;
   [[nodiscard]] caf::expected<std::string>
   node_control(std::string_view node_id, std::string_view verb) const;
+  /// Load-balanced delivery to one Nova with a capability: every such Nova
+  /// subscribes with the queue group of the same name.
+  [[nodiscard]] caf::expected<std::string>
+  capability(std::string_view capability) const;
 
 private:
   explicit naming(std::string prefix) : prefix_(std::move(prefix)) {

@@ -339,35 +339,40 @@ struct conn_state {
 
   std::atomic<uint64_t> reconnects{0};
   std::atomic<uint64_t> drops{0};
+  // Set by the destructor: the disconnect that follows is no news.
+  std::atomic<bool> closing{false};
 
+  // Runs `f` holding cb_mtx, which serialises user callbacks with the drop
+  // accounting and with `detach`; re-entrant on the thread of a callback.
   template <class F>
-  void invoke(const char* what, F&& f) {
+  void exclusive(F&& f) {
     if (running_state == this) {
-      // Re-entered from one of our own callbacks: cb_mtx is ours already.
-      if (!detached)
-        guarded(what, f);
+      f();
       return;
     }
     std::lock_guard<std::mutex> guard{cb_mtx};
-    if (detached)
-      return;
     running_guard rg{this};
-    guarded(what, f);
+    f();
+  }
+
+  // Only inside `exclusive`.
+  template <class F>
+  void call_user(const char* what, F&& f) {
+    if (!detached)
+      guarded(what, f);
   }
 
   void detach() {
-    if (running_state == this) {
-      detached = true;
-      return;
-    }
-    std::lock_guard<std::mutex> guard{cb_mtx};
-    detached = true;
+    exclusive([this] { detached = true; });
   }
 
   void emit(nats_event e) {
     switch (e) {
       case nats_event::disconnected:
-        spdlog::warn("NATS disconnected ({})", servers);
+        if (closing)
+          spdlog::debug("NATS disconnected on close ({})", servers);
+        else
+          spdlog::warn("NATS disconnected ({})", servers);
         break;
       case nats_event::connected:
       case nats_event::reconnected:
@@ -377,20 +382,36 @@ struct conn_state {
         spdlog::debug("NATS connection closed ({})", servers);
         break;
     }
-    invoke("event", [&] {
-      if (on_event)
-        on_event(e);
+    exclusive([&] {
+      call_user("event", [&] {
+        if (on_event)
+          on_event(e);
+      });
     });
   }
 
-  void report_drops(const std::string& subject, uint64_t n, int64_t total) {
-    drops.fetch_add(n);
+  // Reports the drops of `st` up to `total` not reported before. Only inside
+  // `exclusive`, so that a report never overtakes or outlives the
+  // subscription's final one.
+  void account_drops(sub_state& st, int64_t total) {
+    uint64_t delta = 0;
+    {
+      std::lock_guard<std::mutex> guard{mtx};
+      st.last_dropped = total;
+      if (total > st.reported_drops) {
+        delta = static_cast<uint64_t>(total - st.reported_drops);
+        st.reported_drops = total;
+      }
+    }
+    if (delta == 0)
+      return;
+    drops.fetch_add(delta);
     spdlog::warn("NATS slow consumer on '{}': {} message(s) dropped ({} in "
                  "total on this subscription)",
-                 subject, n, total);
-    invoke("slow-consumer", [&] {
+                 st.subject, delta, total);
+    call_user("slow-consumer", [&] {
       if (on_slow)
-        on_slow(subject, n);
+        on_slow(st.subject, delta);
     });
   }
 
@@ -399,23 +420,17 @@ struct conn_state {
     // A closed subscription reports nothing; its destructor has reported.
     if (natsSubscription_GetDropped(sub, &total) != NATS_OK)
       return;
-    std::string subject;
-    uint64_t delta = 0;
-    {
-      std::lock_guard<std::mutex> guard{mtx};
-      auto i = subs.find(sub);
-      if (i == subs.end())
-        return;
-      auto* st = i->second;
-      st->last_dropped = total;
-      subject = st->subject;
-      if (total > st->reported_drops) {
-        delta = static_cast<uint64_t>(total - st->reported_drops);
-        st->reported_drops = total;
+    exclusive([&] {
+      sub_state* st = nullptr;
+      {
+        std::lock_guard<std::mutex> guard{mtx};
+        if (auto i = subs.find(sub); i != subs.end())
+          st = i->second;
       }
-    }
-    if (delta > 0)
-      report_drops(subject, delta, total);
+      // Registered subscriptions are erased only inside `exclusive`.
+      if (st != nullptr)
+        account_drops(*st, total);
+    });
   }
 };
 
@@ -577,17 +592,12 @@ struct nats_subscription::impl {
     // A closed subscription no longer reports drops: read them first.
     int64_t total = 0;
     auto have_total = natsSubscription_GetDropped(sub.get(), &total) == NATS_OK;
-    uint64_t remainder = 0;
-    {
+    conn->exclusive([&] {
+      if (have_total)
+        conn->account_drops(*state, total);
       std::lock_guard<std::mutex> guard{conn->mtx};
       conn->subs.erase(sub.get());
-      if (have_total && total > state->reported_drops) {
-        remainder = static_cast<uint64_t>(total - state->reported_drops);
-        state->reported_drops = total;
-      }
-    }
-    if (have_total)
-      state->last_dropped = total;
+    });
     auto s = natsSubscription_Unsubscribe(sub.get());
     if (s != NATS_OK && s != NATS_CONNECTION_CLOSED
         && s != NATS_INVALID_SUBSCRIPTION)
@@ -603,8 +613,6 @@ struct nats_subscription::impl {
                       "after unsubscribing",
                       state->subject, handler_grace.count());
     }
-    if (remainder > 0)
-      conn->report_drops(state->subject, remainder, total);
   }
 };
 
@@ -644,6 +652,7 @@ struct nats_client::impl {
   ~impl() {
     if (!conn)
       return;
+    state->closing = true;
     auto drain_ms = to_ms(settings.drain_timeout);
     // Drain lets in-flight messages reach live subscriptions; it fails when
     // not connected, and then there is nothing to drain.
@@ -944,10 +953,7 @@ caf::error nats_client::flush(caf::timespan timeout) {
                       fmt::format("flush: no PONG from the NATS server within "
                                   "{} ms",
                                   ms));
-  return make_error(errc_of(st) == errc::request_timeout
-                      ? errc::backend_unavailable
-                      : errc_of(st),
-                    fmt::format("flush: {}", status_text(st)));
+  return to_error(st, "flush");
 }
 
 bool nats_client::connected() const {

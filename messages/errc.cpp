@@ -27,6 +27,25 @@ const char* to_string(errc x) noexcept {
   return "unknown";
 }
 
+errc parse_errc(std::string_view name) noexcept {
+  for (int i = 0; i <= static_cast<int>(errc::unsupported); ++i)
+    if (name == to_string(static_cast<errc>(i)))
+      return static_cast<errc>(i);
+  return errc::unknown;
+}
+
+errc code_of(const caf::error& err) noexcept {
+  if (!err)
+    return errc::none;
+  if (err.category() == errc_category)
+    return static_cast<errc>(err.code());
+  if (err == caf::sec::request_timeout)
+    return errc::request_timeout;
+  if (err == caf::sec::request_receiver_down)
+    return errc::unknown_nova;
+  return errc::handler_failed;
+}
+
 caf::error make_error(errc x) {
   return caf::error{static_cast<uint8_t>(x), errc_category};
 }

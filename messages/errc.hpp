@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include <caf/atom.hpp>
 #include <caf/error.hpp>
@@ -46,6 +47,15 @@ enum class errc : uint8_t {
 };
 
 [[nodiscard]] const char* to_string(errc x) noexcept;
+
+/// The inverse of `to_string`; `errc::unknown` for names this build does not
+/// know (a newer peer's).
+[[nodiscard]] errc parse_errc(std::string_view name) noexcept;
+
+/// The Nova error code carried by `err`: its own for Nova errors, the
+/// closest one for CAF's (a timeout is `request_timeout`), else
+/// `handler_failed`.
+[[nodiscard]] errc code_of(const caf::error& err) noexcept;
 
 /// The category atom under which Nova errors travel in `caf::error`.
 constexpr caf::atom_value errc_category = caf::atom("nova");

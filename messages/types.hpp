@@ -195,5 +195,6 @@ using retry_atom = caf::atom_constant<caf::atom("retry")>;
 using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using republish_atom = caf::atom_constant<caf::atom("republish")>;
 
 } // namespace nova

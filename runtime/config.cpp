@@ -56,6 +56,12 @@ caf::expected<config> config::from_env() {
   }
   if (auto v = get("NATS_URL"))
     cfg.nats_url = v;
+  if (auto v = get("NATS_USER"))
+    cfg.nats_user = v;
+  if (auto v = get("NATS_PASSWORD"))
+    cfg.nats_password = v;
+  if (auto v = get("NATS_TOKEN"))
+    cfg.nats_token = v;
   if (auto v = get("DRAGONFLY_URL"))
     cfg.dragonfly_url = v;
   if (auto v = get("NOVA_PREFIX"))
@@ -95,6 +101,16 @@ void config::add_flags(CLI::App& app) {
     ->default_str(to_string(bus));
   app.add_option("--nats-url", nats_url, "NATS server URL(s), comma-separated "
                                          "(env NATS_URL)")
+    ->capture_default_str();
+  app.add_option("--nats-user", nats_user, "NATS user");
+  app.add_option("--nats-password", nats_password, "NATS password");
+  app.add_option("--nats-token", nats_token, "NATS token");
+  app.add_option("--nats-ca", nats_ca_file, "CA certificate for NATS TLS");
+  app.add_option("--nats-cert", nats_cert_file,
+                 "Client certificate for NATS TLS");
+  app.add_option("--nats-key", nats_key_file, "Client key for NATS TLS");
+  app.add_option("--outbox", limits.outbox_capacity,
+                 "Envelopes that may wait while NATS is unreachable")
     ->capture_default_str();
   app.add_option("--dragonfly-url", dragonfly_url,
                  "redis://[:password@]host:port[/db] (env DRAGONFLY_URL)")
@@ -136,6 +152,9 @@ caf::error config::validate() const {
   if (limits.max_payload == 0)
     return make_error(errc::invalid_argument,
                       "the payload limit must be positive");
+  if (limits.outbox_capacity == 0)
+    return make_error(errc::invalid_argument,
+                      "the outbox capacity must be at least 1");
   if (limits.delivery_limit == 0)
     return make_error(errc::invalid_argument,
                       "the delivery limit must be at least 1");

@@ -23,7 +23,16 @@ enum class bus_kind { memory, nats };
 struct config {
   std::string node_id = "node-1";
   bus_kind bus = bus_kind::memory;
+  /// One URL, or a comma-separated list for a NATS cluster; may carry
+  /// `user:password@` or a token (`token@`).
   std::string nats_url = "nats://127.0.0.1:4222";
+  std::string nats_user;
+  std::string nats_password;
+  std::string nats_token;
+  /// TLS: a `tls://` URL or any of these turns it on.
+  std::string nats_ca_file;
+  std::string nats_cert_file;
+  std::string nats_key_file;
   std::string dragonfly_url = "redis://127.0.0.1:6379";
   std::string prefix = "nova";
   /// Scheduler threads; 0 means one per core.

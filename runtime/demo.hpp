@@ -77,8 +77,9 @@ struct demo_summary {
   /// Results of the demo's session that `node::collect` returned.
   uint64_t task_results = 0;
 
-  /// Presence changes the monitor announced, and those the watching Nova
-  /// received: all but its own first one, announced before it watched.
+  /// Presence changes the monitor announced, and the presence updates the
+  /// watching Nova received (the state when it began watching, then every
+  /// change).
   uint64_t presence_changes = 0;
   uint64_t presence_seen = 0;
   uint64_t offline_seen = 0;

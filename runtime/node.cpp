@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/gateway.hpp"
 #include "actors/outbound.hpp"
 #include "actors/presence_monitor.hpp"
 #include "actors/task_queue_actor.hpp"
@@ -44,10 +45,23 @@ caf::error refuse_if_closed(const runtime_context& ctx) {
 node::node(config cfg) : cfg_(std::move(cfg)) {
   if (auto err = cfg_.validate())
     throw std::invalid_argument(describe(err));
-  if (cfg_.bus != bus_kind::memory)
-    throw std::invalid_argument(
-      std::string{"bus '"} + to_string(cfg_.bus)
-      + "' is not available in this build; use --bus memory");
+  caf::expected<nats_settings> nats{caf::error{}};
+  if (cfg_.bus == bus_kind::nats) {
+    nats = nats_settings::from_url(cfg_.nats_url);
+    if (!nats)
+      throw std::invalid_argument("--nats-url: " + describe(nats.error()));
+    if (!cfg_.nats_user.empty())
+      nats->user = cfg_.nats_user;
+    if (!cfg_.nats_password.empty())
+      nats->password = cfg_.nats_password;
+    if (!cfg_.nats_token.empty())
+      nats->token = cfg_.nats_token;
+    nats->ca_file = cfg_.nats_ca_file;
+    nats->cert_file = cfg_.nats_cert_file;
+    nats->key_file = cfg_.nats_key_file;
+    if (!nats->ca_file.empty() || !nats->cert_file.empty())
+      nats->tls = true;
+  }
   spdlog::set_level(spdlog::level::from_str(cfg_.log_level));
   register_types(sys_cfg_);
   if (cfg_.threads > 0)
@@ -58,6 +72,14 @@ node::node(config cfg) : cfg_(std::move(cfg)) {
   ctx_->limits = cfg_.limits;
   ctx_->tasks = spawn_task_queue(*system_, ctx_);
   ctx_->presence = spawn_presence_monitor(*system_, ctx_);
+  if (cfg_.bus == bus_kind::nats) {
+    if (auto err = start_nats_gateway(*system_, ctx_, *nats, cfg_.prefix)) {
+      caf::anon_send_exit(ctx_->tasks, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(ctx_->presence, caf::exit_reason::user_shutdown);
+      throw std::invalid_argument("cannot start the NATS gateway: "
+                                  + describe(err));
+    }
+  }
   if (::pipe2(wake_fds_, O_CLOEXEC) != 0)
     throw std::runtime_error("cannot create the node's wake pipe");
 }
@@ -83,11 +105,16 @@ caf::error node::reserve(const std::string& id, const agent_options& opts) {
   return ctx_->directory.reserve(id, opts.capabilities, opts.groups);
 }
 
-void node::bind(const std::string& id, const caf::actor& hdl) {
+void node::bind(const std::string& id, const caf::actor& hdl,
+                const std::vector<std::string>& caps) {
   auto ctx = ctx_;
   auto addr = hdl.address();
-  hdl->attach_functor([ctx, id, addr] { ctx->directory.remove(id, addr); });
+  hdl->attach_functor([ctx, id, addr] {
+    ctx->directory.remove(id, addr);
+    gateway_nova_down(*ctx, id);
+  });
   ctx_->directory.bind(id, hdl);
+  gateway_nova_up(*ctx_, id, caps);
 }
 
 caf::error node::stop(const std::string& id) {
@@ -172,6 +199,9 @@ caf::expected<envelope> node::request(const std::string& to,
                         + (ctx_->bus ? " or any other" : ""));
   }
   ctx_->stats.add(counter::sent_request);
+  if (dest == ctx_->gateway)
+    env.headers[nats_headers::timeout_ms] = std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
   caf::scoped_actor self{*system_};
   caf::expected<envelope> result{caf::error{}};
   self->request(dest, timeout, request_atom::value, std::move(env))
@@ -289,6 +319,23 @@ node::discover(const std::string& capability) {
                                     discover_atom::value, capability);
 }
 
+node_health node::health() {
+  node_health h;
+  h.bus = to_string(cfg_.bus);
+  h.novas = ctx_->directory.size();
+  if (auto bus = ctx_->bus) {
+    h.bus_connected = bus->connected();
+    h.outbox_depth = bus->outbox_depth();
+    if (!h.bus_connected)
+      h.status = "degraded";
+    if (auto nb = gateway_client_info(*ctx_)) {
+      h.server_id = nb->server_id;
+      h.rtt = nb->rtt;
+    }
+  }
+  return h;
+}
+
 std::vector<std::string> node::novas() const {
   return ctx_->directory.ids();
 }
@@ -351,6 +398,16 @@ void node::shutdown() {
       for (const auto& hdl : novas)
         self->send_exit(hdl, caf::exit_reason::kill);
     }
+  }
+  if (ctx_->bus) {
+    // Let the monitor publish the Novas' offline presence first: it handles
+    // this request after the leave messages the Novas sent before stopping.
+    static_cast<void>(ask<std::vector<presence>>(
+      *system_, ctx_->presence, std::chrono::seconds(2), list_atom::value));
+    stop_nats_gateway(*system_, *ctx_);
+  }
+  {
+    caf::scoped_actor self{*system_};
     self->send_exit(ctx_->tasks, caf::exit_reason::user_shutdown);
     self->send_exit(ctx_->presence, caf::exit_reason::user_shutdown);
   }

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,19 @@
 #include "runtime/config.hpp"
 
 namespace nova {
+
+/// How a node is doing, for health checks.
+struct node_health {
+  /// healthy, or degraded while the message bus is unreachable.
+  std::string status = "healthy";
+  std::string bus = "memory";
+  bool bus_connected = true;
+  std::string server_id;
+  /// Round trip to the NATS server, when connected.
+  std::optional<caf::timespan> rtt;
+  size_t outbox_depth = 0;
+  size_t novas = 0;
+};
 
 /// One Nova node: owns the CAF actor system, the local directory, the task
 /// queue and presence services, and the Novas spawned on it. Embedded
@@ -43,7 +57,7 @@ public:
       return err;
     auto hdl = system_->spawn<Agent>(agent_init{id, opts, ctx_},
                                      std::forward<Ts>(xs)...);
-    bind(id, hdl);
+    bind(id, hdl, opts.capabilities);
     return hdl;
   }
 
@@ -95,6 +109,8 @@ public:
   /// Ids of the Novas running here, sorted.
   [[nodiscard]] std::vector<std::string> novas() const;
 
+  [[nodiscard]] node_health health();
+
   [[nodiscard]] const nova::config& cfg() const noexcept {
     return cfg_;
   }
@@ -130,7 +146,8 @@ public:
 
 private:
   caf::error reserve(const std::string& id, const agent_options& opts);
-  void bind(const std::string& id, const caf::actor& hdl);
+  void bind(const std::string& id, const caf::actor& hdl,
+            const std::vector<std::string>& caps);
   caf::error outbound(kind k, const std::string& to, std::string payload,
                       send_options& opts);
 

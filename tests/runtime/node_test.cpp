@@ -84,9 +84,29 @@ TEST_CASE("configuration comes from the environment, then flags", "[node]") {
   CHECK_THROWS(app2.parse(3, const_cast<char**>(argv2)));
 }
 
-TEST_CASE("the nats bus is refused until the gateway exists", "[node]") {
+TEST_CASE("a node whose NATS server is unreachable starts degraded and "
+          "stops cleanly",
+          "[node]") {
   auto cfg = test_config();
   cfg.bus = bus_kind::nats;
+  cfg.nats_url = "nats://127.0.0.1:1"; // nothing listens on port 1
+  node n{cfg};
+  REQUIRE(n.spawn("lonely"));
+  auto h = n.health();
+  CHECK(h.status == "degraded");
+  CHECK(h.bus == "nats");
+  CHECK(!h.bus_connected);
+  // Local delivery goes on; a Nova nobody knows is still an error.
+  CHECK(!n.send("lonely", "local"));
+  CHECK(is(n.send("far-away", "x"), errc::unknown_nova));
+  n.shutdown();
+  CHECK(n.novas().empty());
+}
+
+TEST_CASE("a malformed NATS URL stops the node from starting", "[node]") {
+  auto cfg = test_config();
+  cfg.bus = bus_kind::nats;
+  cfg.nats_url = "http://[::1";
   CHECK_THROWS_AS(node{cfg}, std::invalid_argument);
 }
 

@@ -1,0 +1,902 @@
+#include "actors/gateway.hpp"
+
+#include <deque>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <unordered_map>
+#include <unordered_set>
+
+#include <caf/all.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/outbound.hpp"
+#include "actors/quiet.hpp"
+#include "cluster/naming.hpp"
+#include "messages/codec.hpp"
+#include "messages/errc.hpp"
+#include "messages/ids.hpp"
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(nova::nats_message)
+
+namespace nova {
+
+namespace {
+
+using nova_up_atom = caf::atom_constant<caf::atom("novaup")>;
+using nova_down_atom = caf::atom_constant<caf::atom("novadown")>;
+using wire_request_atom = caf::atom_constant<caf::atom("wirereq")>;
+using reply_atom = caf::atom_constant<caf::atom("reply")>;
+using nats_event_atom = caf::atom_constant<caf::atom("natsevt")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+
+/// Bytes a wire message may carry beyond the payload limit (envelope fields).
+constexpr size_t envelope_overhead = 64 * 1024;
+
+using clock = std::chrono::steady_clock;
+
+struct remote_nova {
+  std::string node;
+  std::vector<std::string> capabilities;
+  clock::time_point seen;
+};
+
+caf::timespan millis_header(const nova::headers& hs, caf::timespan fallback) {
+  auto i = hs.find(nats_headers::timeout_ms);
+  if (i == hs.end())
+    return fallback;
+  try {
+    auto ms = std::stoll(i->second);
+    if (ms > 0 && ms <= 3'600'000)
+      return std::chrono::milliseconds(ms);
+  } catch (...) {
+    // fall through
+  }
+  return fallback;
+}
+
+bool is_json(const nova::headers& hs) {
+  auto i = hs.find(nats_headers::content_type);
+  return i != hs.end() && i->second.rfind(json_content_type, 0) == 0;
+}
+
+// -- the remote bus -----------------------------------------------------------
+
+class nats_bus final : public remote_bus {
+public:
+  nats_bus(runtime_context* ctx, naming names)
+    : ctx_(ctx), names_(std::move(names)) {
+    // nop
+  }
+
+  ~nats_bus() override {
+    shutdown();
+  }
+
+  void shutdown() {
+    {
+      std::lock_guard guard{fixed_mtx_};
+      fixed_.clear();
+    }
+    std::unique_lock guard{client_mtx_};
+    client_.reset();
+    connected_ = false;
+  }
+
+  void set_client(std::unique_ptr<nats_client> c) {
+    std::unique_lock guard{client_mtx_};
+    client_ = std::move(c);
+    connected_ = client_->connected();
+  }
+
+  void keep(std::unique_ptr<nats_subscription> sub) {
+    std::lock_guard guard{fixed_mtx_};
+    fixed_.push_back(std::move(sub));
+  }
+
+  /// Runs `f(client)` while the client exists; false otherwise.
+  template <class F>
+  bool with_client(F&& f) {
+    std::shared_lock guard{client_mtx_};
+    if (!client_)
+      return false;
+    f(*client_);
+    return true;
+  }
+
+  const naming& names() const noexcept {
+    return names_;
+  }
+
+  nova::headers headers_for(const envelope& env) const {
+    nova::headers hs;
+    hs[nats_headers::msg_id] = env.id;
+    hs[nats_headers::correlation_id] = env.correlation_id;
+    hs[nats_headers::node] = ctx_->node_id;
+    return hs;
+  }
+
+  caf::expected<std::string> subject_for(const envelope& env) const {
+    switch (env.kind) {
+      case kind::broadcast: return names_.broadcast();
+      case kind::emergency: return names_.emergency();
+      case kind::multicast: return names_.group(env.to);
+      case kind::event: return names_.event(env.subject);
+      default: return names_.inbox(env.to);
+    }
+  }
+
+  caf::error publish(const envelope& env) override {
+    auto subject = subject_for(env);
+    if (!subject)
+      return subject.error();
+    return send_or_queue(std::move(*subject), encode(env), headers_for(env));
+  }
+
+  caf::error publish_any(const std::string& capability,
+                         const envelope& env) override {
+    auto subject = names_.capability(capability);
+    if (!subject)
+      return subject.error();
+    return send_or_queue(std::move(*subject), encode(env), headers_for(env));
+  }
+
+  bool knows(const std::string& nova_id) const override {
+    std::shared_lock guard{remote_mtx_};
+    auto i = remote_.find(nova_id);
+    return i != remote_.end() && fresh(i->second);
+  }
+
+  bool knows_capability(const std::string& capability) const override {
+    if (!ctx_->directory.with_capability(capability).empty())
+      return true;
+    std::shared_lock guard{remote_mtx_};
+    for (const auto& [id, r] : remote_)
+      if (fresh(r)
+          && std::find(r.capabilities.begin(), r.capabilities.end(),
+                       capability)
+               != r.capabilities.end())
+        return true;
+    return false;
+  }
+
+  void publish_presence(const presence& p) override {
+    auto subject = names_.presence(p.nova_id);
+    if (!subject || !connected_)
+      return; // presence is refreshed by the next heartbeat anyway
+    nova::headers hs;
+    hs[nats_headers::node] = ctx_->node_id;
+    with_client([&](nats_client& c) {
+      static_cast<void>(c.publish(*subject, encode(p), hs));
+    });
+  }
+
+  bool connected() const override {
+    return connected_;
+  }
+
+  size_t outbox_depth() const override {
+    std::lock_guard guard{outbox_mtx_};
+    return outbox_.size();
+  }
+
+  void set_connected(bool x) {
+    connected_ = x;
+  }
+
+  /// After a reconnect, holds the outbox until every node we knew has
+  /// announced itself again (its subscriptions are back: what we flush
+  /// reaches it) or until `settle` passes.
+  void begin_settling(caf::timespan settle) {
+    std::lock_guard guard{outbox_mtx_};
+    awaiting_.clear();
+    {
+      std::shared_lock rguard{remote_mtx_};
+      for (const auto& kvp : remote_)
+        awaiting_.insert(kvp.second.node);
+    }
+    settle_until_ = clock::now() + settle;
+  }
+
+  /// A node announced itself or sent presence.
+  void node_seen(const std::string& node) {
+    bool flush = false;
+    {
+      std::lock_guard guard{outbox_mtx_};
+      flush = awaiting_.erase(node) > 0 && awaiting_.empty();
+    }
+    if (flush)
+      flush_outbox();
+  }
+
+  /// Publishes what waited while disconnected, in order.
+  void flush_outbox() {
+    std::lock_guard guard{outbox_mtx_};
+    if (!awaiting_.empty()) {
+      if (clock::now() < settle_until_)
+        return;
+      awaiting_.clear();
+    }
+    while (!outbox_.empty() && connected_) {
+      auto& x = outbox_.front();
+      caf::error err;
+      if (!with_client([&](nats_client& c) {
+            err = c.publish(x.subject, x.data, x.headers);
+          }))
+        return;
+      if (err) {
+        spdlog::debug("gateway: outbox flush paused: {}", describe(err));
+        return;
+      }
+      ctx_->stats.add(counter::wire_out);
+      outbox_.pop_front();
+    }
+    if (outbox_.empty() && flushed_any_) {
+      spdlog::info("gateway: outbox drained");
+      flushed_any_ = false;
+    }
+  }
+
+  void remote_presence(const presence& p) {
+    {
+      std::unique_lock guard{remote_mtx_};
+      if (p.status == presence_status::offline) {
+        remote_.erase(p.nova_id);
+      } else {
+        auto& r = remote_[p.nova_id];
+        r.node = p.node_id;
+        r.capabilities = p.capabilities;
+        r.seen = clock::now();
+      }
+    }
+    node_seen(p.node_id);
+  }
+
+  void forget_stale() {
+    std::unique_lock guard{remote_mtx_};
+    for (auto i = remote_.begin(); i != remote_.end();)
+      i = fresh(i->second) ? std::next(i) : remote_.erase(i);
+  }
+
+private:
+  struct queued {
+    std::string subject;
+    std::string data;
+    nova::headers headers;
+  };
+
+  bool fresh(const remote_nova& r) const {
+    auto hb = ctx_->limits.heartbeat_interval;
+    return clock::now() - r.seen <= hb + hb / 2;
+  }
+
+  caf::error send_or_queue(std::string subject, std::string data,
+                           nova::headers hs) {
+    std::lock_guard guard{outbox_mtx_};
+    if (connected_ && outbox_.empty()) {
+      caf::error err;
+      bool have = with_client(
+        [&](nats_client& c) { err = c.publish(subject, data, hs); });
+      if (have && !err) {
+        ctx_->stats.add(counter::wire_out);
+        return caf::none;
+      }
+      if (have && !is(err, errc::queue_full)
+          && !is(err, errc::backend_unavailable))
+        return err; // invalid subject or oversized: not a connection problem
+    }
+    if (outbox_.size() >= ctx_->limits.outbox_capacity) {
+      ctx_->stats.add(counter::outbox_full);
+      return make_error(errc::queue_full,
+                        "the outbox holds "
+                          + std::to_string(outbox_.size())
+                          + " envelopes waiting for NATS; try again later");
+    }
+    flushed_any_ = true;
+    outbox_.push_back(queued{std::move(subject), std::move(data),
+                             std::move(hs)});
+    return caf::none;
+  }
+
+  runtime_context* ctx_;
+  naming names_;
+  mutable std::shared_mutex client_mtx_;
+  std::unique_ptr<nats_client> client_;
+  std::mutex fixed_mtx_;
+  std::vector<std::unique_ptr<nats_subscription>> fixed_;
+  std::atomic<bool> connected_{false};
+  mutable std::mutex outbox_mtx_;
+  std::deque<queued> outbox_;
+  bool flushed_any_ = false;
+  std::unordered_set<std::string> awaiting_;
+  clock::time_point settle_until_;
+  mutable std::shared_mutex remote_mtx_;
+  std::unordered_map<std::string, remote_nova> remote_;
+};
+
+// -- inbound: decoding and checking what arrives from the wire ----------------
+
+/// Logs a rejected wire message once per subject (bounded), counts always.
+class wire_log {
+public:
+  void reject(runtime_context& ctx, counter c, const std::string& subject,
+              const std::string& why) {
+    ctx.stats.add(c);
+    std::lock_guard guard{mtx_};
+    if (logged_.size() < 1000 && logged_.insert(subject).second)
+      spdlog::warn("gateway: dropped a message on '{}': {} (further drops "
+                   "on this subject are only counted)",
+                   subject, why);
+  }
+
+private:
+  std::mutex mtx_;
+  std::unordered_set<std::string> logged_;
+};
+
+/// Turns a JSON body into an envelope: a canonical-JSON Envelope if it looks
+/// like one, else any JSON value as the payload of an envelope from
+/// `anonymous`.
+caf::expected<envelope> from_json_body(const std::string& body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded())
+    return make_error(errc::decode_failed, "the body is not valid JSON");
+  static const char* keys[] = {"id",      "from",          "to",
+                               "kind",    "priority",      "correlationId",
+                               "payload", "correlation_id", "contentType"};
+  bool looks_like_envelope = false;
+  if (j.is_object())
+    for (auto k : keys)
+      if (j.contains(k))
+        looks_like_envelope = true;
+  envelope env;
+  if (looks_like_envelope) {
+    auto e = from_json<envelope>(body);
+    if (!e)
+      return e.error();
+    env = std::move(*e);
+  } else {
+    env.from = "anonymous";
+    env.content_type = json_content_type;
+    env.payload = body;
+  }
+  if (env.from.empty())
+    env.from = "anonymous";
+  if (env.id.empty())
+    env.id = new_message_id();
+  if (env.created_at == 0)
+    env.created_at = now_ms();
+  if (env.correlation_id.empty())
+    env.correlation_id = env.id;
+  return env;
+}
+
+struct inbound {
+  runtime_context* ctx;
+  nats_bus* bus;
+  caf::actor gateway;
+  std::shared_ptr<wire_log> log;
+
+  /// Decodes and checks; sets the kind from where it arrived.
+  std::optional<envelope> accept(nats_message& m, kind k) {
+    auto& st = ctx->stats;
+    st.add(counter::wire_in);
+    if (m.data.size() > ctx->limits.max_payload + envelope_overhead) {
+      log->reject(*ctx, counter::wire_rejected, m.subject,
+                  "body of " + std::to_string(m.data.size())
+                    + " bytes is over the limit");
+      return std::nullopt;
+    }
+    bool json = is_json(m.headers);
+    auto env = json ? from_json_body(m.data) : decode<envelope>(m.data);
+    if (!env) {
+      log->reject(*ctx, counter::decode_errors, m.subject,
+                  describe(env.error()));
+      return std::nullopt;
+    }
+    if (!is_valid_id(env->from)) {
+      log->reject(*ctx, counter::wire_rejected, m.subject,
+                  "sender id is not [A-Za-z0-9_-]{1,64}");
+      return std::nullopt;
+    }
+    if (env->payload.size() > ctx->limits.max_payload) {
+      log->reject(*ctx, counter::wire_rejected, m.subject,
+                  "payload of " + std::to_string(env->payload.size())
+                    + " bytes is over the limit");
+      return std::nullopt;
+    }
+    env->kind = k;
+    if (json)
+      env->headers[nats_headers::content_type] = json_content_type;
+    return std::move(*env);
+  }
+
+  void deliver(const caf::actor& dest, envelope env) {
+    if (env.priority == priority::urgent || env.kind == kind::emergency)
+      caf::anon_send<caf::message_priority::high>(dest, std::move(env));
+    else
+      caf::anon_send(dest, std::move(env));
+  }
+
+  /// A message for one local Nova (its inbox or a capability queue group).
+  void to_nova(nats_message&& m, const std::string& id) {
+    auto env = accept(m, m.reply.empty() ? kind::direct : kind::request);
+    if (!env)
+      return;
+    env->to = id;
+    if (!m.reply.empty()) {
+      bool json = is_json(m.headers);
+      caf::anon_send(gateway, wire_request_atom::value, std::move(*env),
+                     std::move(m.reply), json);
+      return;
+    }
+    if (auto dest = ctx->directory.find(id))
+      deliver(dest, std::move(*env));
+    else
+      ctx->stats.add(counter::dead_letters);
+  }
+
+  bool own(const nats_message& m) const {
+    auto i = m.headers.find(nats_headers::node);
+    return i != m.headers.end() && i->second == ctx->node_id;
+  }
+
+  /// Broadcast, emergency, multicast and events: every matching local Nova.
+  void fan_in(nats_message&& m, kind k, std::string to,
+              std::string subject) {
+    if (own(m))
+      return; // delivered locally when it was sent
+    auto env = accept(m, k);
+    if (!env)
+      return;
+    if (k == kind::multicast)
+      env->to = std::move(to);
+    if (k == kind::event)
+      env->subject = std::move(subject);
+    for (const auto& dest : local_targets(*ctx, *env))
+      deliver(dest, *env);
+  }
+
+  void on_presence(nats_message&& m) {
+    if (own(m))
+      return;
+    ctx->stats.add(counter::wire_in);
+    auto p = decode<presence>(m.data);
+    if (!p || !is_valid_id(p->nova_id) || !is_valid_id(p->node_id)) {
+      log->reject(*ctx, counter::decode_errors, m.subject,
+                  p ? "invalid id in presence" : describe(p.error()));
+      return;
+    }
+    bus->remote_presence(*p);
+    caf::anon_send(ctx->presence, heartbeat_atom::value, std::move(*p));
+  }
+};
+
+/// The last token of `subject` after `prefix` + ".", or empty.
+std::string tail(const std::string& subject, const std::string& prefix) {
+  if (subject.size() <= prefix.size() + 1
+      || subject.compare(0, prefix.size(), prefix) != 0
+      || subject[prefix.size()] != '.')
+    return {};
+  return subject.substr(prefix.size() + 1);
+}
+
+// -- the gateway actor --------------------------------------------------------
+
+struct pending_request {
+  caf::response_promise promise;
+  std::string target;
+};
+
+struct gateway_state {
+  static inline const char* name = "nova.gateway";
+
+  std::shared_ptr<nats_bus> bus;
+  std::shared_ptr<inbound> in;
+  context_ptr ctx;
+  std::string reply_prefix;
+  uint64_t next_token = 0;
+  std::unordered_map<uint64_t, pending_request> pending;
+  std::unordered_map<std::string,
+                     std::vector<std::unique_ptr<nats_subscription>>>
+    subs;
+};
+
+using gateway_actor = caf::stateful_actor<gateway_state>;
+
+void publish_reply(gateway_actor* self, const std::string& reply,
+                   const envelope& r, bool json) {
+  auto& bus = *self->state.bus;
+  auto hs = bus.headers_for(r);
+  hs[nats_headers::from] = r.from;
+  std::string body;
+  if (json) {
+    hs[nats_headers::content_type] = json_content_type;
+    auto parsed = nlohmann::json::parse(r.payload, nullptr, false);
+    body = parsed.is_discarded() ? nlohmann::json(r.payload).dump()
+                                 : r.payload;
+  } else {
+    body = encode(r);
+  }
+  bus.with_client([&](nats_client& c) {
+    if (auto err = c.publish(reply, body, hs))
+      spdlog::debug("gateway: reply to '{}' lost: {}", reply, describe(err));
+    else
+      self->state.ctx->stats.add(counter::wire_out);
+  });
+}
+
+void publish_error(gateway_actor* self, const std::string& reply, errc code,
+                   const std::string& message, bool json) {
+  nova::headers hs;
+  hs[nats_headers::error] = to_string(code);
+  hs[nats_headers::error_message] = message;
+  hs[nats_headers::node] = self->state.ctx->node_id;
+  std::string body;
+  if (json) {
+    hs[nats_headers::content_type] = json_content_type;
+    body = nlohmann::json{{"error",
+                           {{"code", to_string(code)}, {"message", message}}}}
+             .dump();
+  }
+  self->state.bus->with_client(
+    [&](nats_client& c) { static_cast<void>(c.publish(reply, body, hs)); });
+}
+
+caf::behavior gateway_fun(gateway_actor* self, context_ptr ctx,
+                          std::shared_ptr<nats_bus> bus,
+                          std::shared_ptr<inbound> in,
+                          std::string reply_prefix) {
+  make_quiet(self, "gateway");
+  auto& st = self->state;
+  st.ctx = std::move(ctx);
+  st.bus = std::move(bus);
+  st.in = std::move(in);
+  st.reply_prefix = std::move(reply_prefix);
+  self->delayed_send(self, st.ctx->limits.heartbeat_interval, tick_atom::value);
+  return {
+    [self](nova_up_atom, std::string& id, std::vector<std::string>& caps) {
+      auto& st = self->state;
+      auto& subs = st.subs[id];
+      auto in = st.in;
+      auto add = [&](caf::expected<std::string> subject,
+                     const std::string& queue) {
+        if (!subject)
+          return;
+        st.bus->with_client([&](nats_client& c) {
+          auto sub = c.subscribe(
+            *subject,
+            [in, id](nats_message&& m) { in->to_nova(std::move(m), id); },
+            queue);
+          if (sub)
+            subs.push_back(std::move(*sub));
+          else
+            spdlog::error("gateway: cannot subscribe '{}': {}", *subject,
+                          describe(sub.error()));
+        });
+      };
+      add(st.bus->names().inbox(id), {});
+      for (const auto& c : caps) {
+        auto subject = st.bus->names().capability(c);
+        if (subject)
+          add(subject, *subject);
+      }
+      // Announce only once the server knows the subscriptions, so nobody
+      // learns of this Nova before its inbox works.
+      st.bus->with_client([](nats_client& c) {
+        if (c.connected())
+          static_cast<void>(c.flush(std::chrono::seconds(1)));
+      });
+      presence p;
+      p.nova_id = id;
+      p.node_id = st.ctx->node_id;
+      p.status = presence_status::online;
+      p.capabilities = caps;
+      p.last_seen = now_ms();
+      p.started_at = p.last_seen;
+      st.bus->publish_presence(p);
+    },
+    [self](nova_down_atom, std::string& id) { self->state.subs.erase(id); },
+    [self](request_atom, envelope& env) -> caf::result<envelope> {
+      auto& st = self->state;
+      if (!st.bus->connected())
+        return make_error(errc::backend_unavailable,
+                          "not connected to NATS; request to '" + env.to
+                            + "' not sent");
+      auto cap = env.headers.find(capability_header);
+      auto subject = cap != env.headers.end()
+                       ? st.bus->names().capability(cap->second)
+                       : st.bus->names().inbox(env.to);
+      if (!subject)
+        return subject.error();
+      auto target = cap != env.headers.end() ? "capability " + cap->second
+                                             : env.to;
+      auto timeout = millis_header(env.headers,
+                                   st.ctx->limits.request_timeout);
+      auto token = ++st.next_token;
+      auto hs = st.bus->headers_for(env);
+      hs[nats_headers::timeout_ms] = std::to_string(
+        std::chrono::duration_cast<std::chrono::milliseconds>(timeout)
+          .count());
+      caf::error err;
+      auto reply = st.reply_prefix + "." + std::to_string(token);
+      st.bus->with_client([&](nats_client& c) {
+        err = c.publish(*subject, encode(env), hs, reply);
+      });
+      if (err)
+        return err;
+      st.ctx->stats.add(counter::wire_out);
+      auto rp = self->make_response_promise();
+      st.pending.emplace(token, pending_request{rp, target});
+      self->delayed_send(self, timeout + std::chrono::milliseconds(100),
+                         expire_atom::value, token);
+      return caf::delegated<envelope>{};
+    },
+    [self](reply_atom, uint64_t token, nats_message& m) {
+      auto& st = self->state;
+      auto i = st.pending.find(token);
+      if (i == st.pending.end())
+        return; // late: the requester gave up already
+      auto p = std::move(i->second);
+      st.pending.erase(i);
+      if (m.no_responders) {
+        p.promise.deliver(make_error(errc::unknown_nova,
+                                     "no Nova is listening as " + p.target));
+        return;
+      }
+      if (auto e = m.headers.find(nats_headers::error);
+          e != m.headers.end()) {
+        auto msg = m.headers[nats_headers::error_message];
+        p.promise.deliver(make_error(parse_errc(e->second), msg));
+        return;
+      }
+      auto env = decode<envelope>(m.data);
+      if (!env) {
+        st.ctx->stats.add(counter::decode_errors);
+        p.promise.deliver(env.error());
+        return;
+      }
+      env->kind = kind::response;
+      p.promise.deliver(std::move(*env));
+    },
+    [self](expire_atom, uint64_t token) {
+      auto& st = self->state;
+      auto i = st.pending.find(token);
+      if (i == st.pending.end())
+        return;
+      i->second.promise.deliver(make_error(
+        errc::request_timeout, "no reply from " + i->second.target));
+      st.pending.erase(i);
+    },
+    [self](wire_request_atom, envelope& env, std::string& reply, bool json) {
+      auto& st = self->state;
+      auto dest = st.ctx->directory.find(env.to);
+      if (!dest) {
+        st.ctx->stats.add(counter::dead_letters);
+        publish_error(self, reply, errc::unknown_nova,
+                      "no Nova named '" + env.to + "' on node '"
+                        + st.ctx->node_id + "'",
+                      json);
+        return;
+      }
+      auto timeout = millis_header(env.headers,
+                                   st.ctx->limits.request_timeout);
+      auto on_reply = [self, reply, json](envelope& r) {
+        publish_reply(self, reply, r, json);
+      };
+      auto on_error = [self, reply, json](caf::error& err) {
+        publish_error(self, reply, code_of(err), describe(err), json);
+      };
+      if (env.priority == priority::urgent)
+        self
+          ->request<caf::message_priority::high>(dest, timeout,
+                                                 request_atom::value,
+                                                 std::move(env))
+          .then(on_reply, on_error);
+      else
+        self->request(dest, timeout, request_atom::value, std::move(env))
+          .then(on_reply, on_error);
+    },
+    [self](nats_event_atom, int ev) {
+      auto& st = self->state;
+      auto e = static_cast<nats_event>(ev);
+      switch (e) {
+        case nats_event::connected:
+        case nats_event::reconnected: {
+          if (e == nats_event::reconnected)
+            st.ctx->stats.add(counter::reconnects);
+          spdlog::info("gateway: {} to NATS", to_string(e));
+          st.bus->set_connected(true);
+          if (e == nats_event::reconnected) {
+            auto hb = st.ctx->limits.heartbeat_interval;
+            auto settle = std::min(caf::timespan{std::chrono::seconds(5)},
+                                   hb + hb);
+            st.bus->begin_settling(settle);
+            self->delayed_send(self, settle, flush_atom::value);
+          }
+          st.bus->flush_outbox();
+          // Tell the others we are (back): they republish their presence,
+          // and so do we.
+          if (auto subject = st.bus->names().node_control(st.ctx->node_id,
+                                                          "announce"))
+            st.bus->with_client([&](nats_client& c) {
+              nova::headers hs;
+              hs[nats_headers::node] = st.ctx->node_id;
+              static_cast<void>(c.publish(*subject, {}, hs));
+            });
+          caf::anon_send(st.ctx->presence, republish_atom::value);
+          break;
+        }
+        case nats_event::disconnected:
+          spdlog::warn("gateway: lost the NATS connection; outbound "
+                       "messages wait in the outbox (up to {})",
+                       st.ctx->limits.outbox_capacity);
+          st.bus->set_connected(false);
+          break;
+        case nats_event::closed:
+          st.bus->set_connected(false);
+          break;
+      }
+    },
+    [self](flush_atom) { self->state.bus->flush_outbox(); },
+    [self](tick_atom) {
+      auto& st = self->state;
+      st.bus->forget_stale();
+      st.bus->flush_outbox();
+      self->delayed_send(self, st.ctx->limits.heartbeat_interval,
+                         tick_atom::value);
+    },
+  };
+}
+
+} // namespace
+
+caf::error start_nats_gateway(caf::actor_system& sys, const context_ptr& ctx,
+                              nats_settings settings,
+                              const std::string& prefix) {
+  auto names = naming::make(prefix);
+  if (!names)
+    return names.error();
+  auto bus = std::make_shared<nats_bus>(ctx.get(), *names);
+  auto in = std::make_shared<inbound>();
+  in->ctx = ctx.get();
+  in->bus = bus.get();
+  in->log = std::make_shared<wire_log>();
+  // The gateway needs the reply inbox before it runs, the client needs the
+  // gateway for its callbacks: spawn lazily, connect, then start it.
+  auto reply_prefix = std::make_shared<std::string>();
+  auto gw_ptr = std::make_shared<caf::actor>();
+  auto raw_ctx = ctx.get();
+  settings.name = "nova-" + ctx->node_id;
+  auto client = nats_client::connect(
+    settings,
+    [gw_ptr](nats_event ev) {
+      if (*gw_ptr)
+        caf::anon_send(*gw_ptr, nats_event_atom::value, static_cast<int>(ev));
+    },
+    [raw_ctx](const std::string& subject, uint64_t dropped) {
+      raw_ctx->stats.add(counter::slow_consumer_drops, dropped);
+      spdlog::warn("gateway: slow consumer on '{}': {} messages dropped",
+                   subject, dropped);
+    });
+  if (!client)
+    return client.error();
+  *reply_prefix = (*client)->new_inbox();
+  bus->set_client(std::move(*client));
+  auto gw = sys.spawn(gateway_fun, ctx, bus, in, *reply_prefix);
+  *gw_ptr = gw;
+  in->gateway = gw;
+  ctx->gateway = gw;
+  ctx->bus = bus;
+  if (bus->connected())
+    caf::anon_send(gw, nats_event_atom::value,
+                   static_cast<int>(nats_event::connected));
+  // Node-wide subscriptions.
+  const auto& n = bus->names();
+  auto sub = [&](const std::string& subject, nats_client::message_handler f) {
+    caf::error err;
+    bus->with_client([&](nats_client& c) {
+      auto s = c.subscribe(subject, std::move(f));
+      if (s)
+        bus->keep(std::move(*s));
+      else
+        err = s.error();
+    });
+    return err;
+  };
+  auto pfx = n.prefix();
+  caf::error err;
+  auto check = [&](caf::error e) {
+    if (e && !err)
+      err = std::move(e);
+  };
+  check(sub(n.broadcast(), [in](nats_message&& m) {
+    in->fan_in(std::move(m), kind::broadcast, {}, {});
+  }));
+  check(sub(n.emergency(), [in](nats_message&& m) {
+    in->fan_in(std::move(m), kind::emergency, {}, {});
+  }));
+  check(sub(pfx + ".group.*", [in, pfx](nats_message&& m) {
+    auto group = tail(m.subject, pfx + ".group");
+    in->fan_in(std::move(m), kind::multicast, std::move(group), {});
+  }));
+  check(sub(pfx + ".events.>", [in, pfx](nats_message&& m) {
+    auto subject = tail(m.subject, pfx + ".events");
+    in->fan_in(std::move(m), kind::event, {}, std::move(subject));
+  }));
+  check(sub(pfx + ".presence.*", [in](nats_message&& m) {
+    in->on_presence(std::move(m));
+  }));
+  check(sub(pfx + ".node.*.announce", [in, pfx](nats_message&& m) {
+    if (in->own(m))
+      return;
+    auto rest = tail(m.subject, pfx + ".node");
+    auto node = rest.substr(0, rest.find('.'));
+    if (is_valid_id(node))
+      in->bus->node_seen(node);
+    caf::anon_send(in->ctx->presence, republish_atom::value);
+  }));
+  check(sub(*reply_prefix + ".*", [gw, rp = *reply_prefix](nats_message&& m) {
+    auto token = tail(m.subject, rp);
+    try {
+      caf::anon_send(gw, reply_atom::value,
+                     static_cast<uint64_t>(std::stoull(token)), std::move(m));
+    } catch (...) {
+      // Not one of ours: ignore.
+    }
+  }));
+  if (err) {
+    stop_nats_gateway(sys, *ctx);
+    return err;
+  }
+  bus->with_client([](nats_client& c) {
+    if (c.connected())
+      static_cast<void>(c.flush(std::chrono::seconds(1)));
+  });
+  return caf::none;
+}
+
+void gateway_nova_up(const runtime_context& ctx, const std::string& id,
+                     const std::vector<std::string>& capabilities) {
+  if (ctx.gateway)
+    caf::anon_send(ctx.gateway, nova_up_atom::value, id, capabilities);
+}
+
+void gateway_nova_down(const runtime_context& ctx, const std::string& id) {
+  if (ctx.gateway)
+    caf::anon_send(ctx.gateway, nova_down_atom::value, id);
+}
+
+std::optional<gateway_info> gateway_client_info(const runtime_context& ctx) {
+  auto bus = std::dynamic_pointer_cast<nats_bus>(ctx.bus);
+  if (!bus)
+    return std::nullopt;
+  gateway_info info;
+  bus->with_client([&](nats_client& c) {
+    info.server_id = c.server_id();
+    if (c.connected())
+      if (auto rtt = c.rtt())
+        info.rtt = *rtt;
+  });
+  return info;
+}
+
+void stop_nats_gateway(caf::actor_system& sys, runtime_context& ctx) {
+  if (ctx.gateway) {
+    caf::scoped_actor self{sys};
+    self->monitor(ctx.gateway);
+    self->send_exit(ctx.gateway, caf::exit_reason::user_shutdown);
+    self->receive([](caf::down_msg&) {},
+                  caf::after(std::chrono::seconds(5)) >> [] {
+                    spdlog::warn("gateway: did not stop within 5 s");
+                  });
+  }
+  // `ctx.bus` and `ctx.gateway` stay set: other threads may still read
+  // them. A shut-down bus reports disconnected and publishes nothing.
+  if (auto bus = std::dynamic_pointer_cast<nats_bus>(ctx.bus))
+    bus->shutdown();
+}
+
+} // namespace nova
