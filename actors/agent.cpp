@@ -16,10 +16,6 @@ namespace {
 using high_priority = std::integral_constant<caf::message_priority,
                                              caf::message_priority::high>;
 
-bool is_urgent(const envelope& env) {
-  return env.priority == priority::urgent || env.kind == kind::emergency;
-}
-
 std::string describe_timeout(const std::string& to, caf::timespan timeout) {
   using namespace std::chrono;
   return "no reply from '" + to + "' within "
@@ -82,24 +78,23 @@ caf::actor agent::resolve(const std::string& id) {
   return h;
 }
 
-void agent::deliver(const caf::actor& dest, envelope env) {
-  if (is_urgent(env))
-    caf::event_based_actor::send<caf::message_priority::high>(dest,
-                                                              std::move(env));
-  else
-    caf::event_based_actor::send(dest, std::move(env));
-}
-
 caf::error agent::send(const std::string& to, std::string payload,
                        send_options opts) {
   envelope env;
-  if (auto err = make_envelope(*ctx_, env, kind::direct, id_, to,
-                               std::move(payload), opts))
-    return err;
-  if (auto dest = resolve(to))
+  if (auto dest = resolve(to);
+      dest && payload.size() <= ctx_->limits.max_payload) {
+    // The directory only holds valid ids: nothing left to check.
+    fill_envelope(env, kind::direct, id_, to, std::move(payload), opts);
     deliver(dest, std::move(env));
-  else if (auto err = send_remote(*ctx_, env))
-    return err;
+  } else {
+    if (auto err = make_envelope(*ctx_, env, kind::direct, id_, to,
+                                 std::move(payload), opts))
+      return err;
+    if (dest)
+      deliver(dest, std::move(env));
+    else if (auto err = send_remote(*ctx_, env))
+      return err;
+  }
   ctx_->stats.add(counter::sent_direct);
   return caf::none;
 }
@@ -409,14 +404,13 @@ caf::result<envelope> agent::answer(envelope& req) {
                       "reply of " + std::to_string(r->size())
                         + " bytes exceeds the limit");
   envelope reply;
-  reply.id = new_message_id();
+  reply.id = next_message_id(&reply.created_at);
   reply.from = id_;
   reply.to = req.from;
   reply.kind = kind::response;
   reply.priority = req.priority;
   reply.correlation_id = req.correlation_id.empty() ? req.id
                                                     : req.correlation_id;
-  reply.created_at = message_id_time(reply.id);
   reply.content_type = req.content_type;
   reply.payload = std::move(*r);
   ctx_->stats.add(counter::sent_response);

@@ -231,7 +231,14 @@ private:
   friend class reply_handle;
 
   caf::actor resolve(const std::string& id);
-  void deliver(const caf::actor& dest, envelope env);
+  template <class Envelope>
+  void deliver(const caf::actor& dest, Envelope&& env) {
+    if (env.priority == priority::urgent || env.kind == kind::emergency)
+      caf::event_based_actor::send<caf::message_priority::high>(
+        dest, std::forward<Envelope>(env));
+    else
+      caf::event_based_actor::send(dest, std::forward<Envelope>(env));
+  }
   caf::error fan_out_kind(kind k, const std::string& to, std::string payload,
                           send_options& opts);
   reply_handle start_request(caf::actor dest, envelope env, std::string to,

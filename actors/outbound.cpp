@@ -47,7 +47,14 @@ caf::error make_envelope(runtime_context& ctx, envelope& out, kind k,
                         + " bytes exceeds the limit of "
                         + std::to_string(ctx.limits.max_payload) + " bytes");
   }
-  out.id = new_message_id();
+  fill_envelope(out, k, std::move(from), to, std::move(payload), opts);
+  return caf::none;
+}
+
+void fill_envelope(envelope& out, kind k, std::string from,
+                   const std::string& to, std::string payload,
+                   send_options& opts) {
+  out.id = next_message_id(&out.created_at);
   out.from = std::move(from);
   if (k == kind::event)
     out.subject = to;
@@ -55,16 +62,13 @@ caf::error make_envelope(runtime_context& ctx, envelope& out, kind k,
     out.to = to;
   out.kind = k;
   out.priority = k == kind::emergency ? priority::urgent : opts.priority;
-  // Not a conditional expression: that would copy `out.id` into a temporary.
   if (opts.correlation_id.empty())
     out.correlation_id = out.id;
   else
-    out.correlation_id = std::move(opts.correlation_id);
-  out.created_at = message_id_time(out.id);
+    out.correlation_id = opts.correlation_id;
   out.content_type = std::move(opts.content_type);
   out.payload = std::move(payload);
   out.headers = std::move(opts.headers);
-  return caf::none;
 }
 
 std::vector<caf::actor> local_targets(runtime_context& ctx,

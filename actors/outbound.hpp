@@ -23,6 +23,12 @@ struct send_options;
                                        std::string payload,
                                        send_options& opts);
 
+/// Fills a new envelope without checking anything; for callers that know
+/// `to` and the payload are fine (a recipient found in the directory).
+void fill_envelope(envelope& out, kind k, std::string from,
+                   const std::string& to, std::string payload,
+                   send_options& opts);
+
 /// The local Novas an envelope of kind broadcast, multicast, event or
 /// emergency goes to.
 [[nodiscard]] std::vector<caf::actor> local_targets(runtime_context& ctx,

@@ -68,12 +68,12 @@ void put_headers(Map* m, const nova::headers& hs) {
 
 v1::Envelope to_proto(const envelope& x) {
   v1::Envelope out;
-  out.set_id(x.id);
+  out.set_id(x.id.data(), x.id.size());
   out.set_from(x.from);
   out.set_to(x.to);
   out.set_kind(wire(x.kind));
   out.set_priority(wire(x.priority));
-  out.set_correlation_id(x.correlation_id);
+  out.set_correlation_id(x.correlation_id.data(), x.correlation_id.size());
   out.set_created_at(x.created_at);
   out.set_subject(x.subject);
   out.set_content_type(x.content_type);
@@ -147,6 +147,11 @@ caf::expected<envelope> from_proto(const v1::Envelope& x) {
   auto p = from_wire(x.priority());
   if (!p)
     return p.error();
+  if (x.id().size() > msg_id::capacity
+      || x.correlation_id().size() > msg_id::capacity)
+    return make_error(errc::decode_failed,
+                      "envelope id or correlation id longer than "
+                        + std::to_string(msg_id::capacity) + " characters");
   envelope out;
   out.id = x.id();
   out.from = x.from();

@@ -87,7 +87,10 @@ int64_t now_ms() noexcept {
     .count();
 }
 
-std::string new_message_id() {
+namespace {
+
+/// Writes the next ULID of this thread into `buf` (26 characters).
+int64_t write_ulid(char* buf) {
   thread_local ulid_state st;
   auto ms = now_ms();
   if (ms > st.last_ms) {
@@ -102,11 +105,26 @@ std::string new_message_id() {
   // the top two always zero). Digit boundaries fall on the time/random
   // border, so the 50 time bits make 10 digits and the 80 random bits two
   // runs of 8, each fitting a uint64_t.
-  char buf[26];
   encode_crockford<10>(static_cast<uint64_t>(st.last_ms), buf);
   encode_crockford<8>((uint64_t{st.hi} << 24) | (st.lo >> 40), buf + 10);
   encode_crockford<8>(st.lo & ((uint64_t{1} << 40) - 1), buf + 18);
+  return st.last_ms;
+}
+
+} // namespace
+
+std::string new_message_id() {
+  char buf[26];
+  write_ulid(buf);
   return std::string(buf, sizeof(buf));
+}
+
+msg_id next_message_id(int64_t* ms) {
+  msg_id out;
+  auto t = write_ulid(out.ulid_buffer());
+  if (ms)
+    *ms = t;
+  return out;
 }
 
 int64_t message_id_time(std::string_view id) noexcept {

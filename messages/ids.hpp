@@ -6,6 +6,8 @@
 
 #include <caf/error.hpp>
 
+#include "messages/msg_id.hpp"
+
 namespace nova {
 
 /// The largest id Nova accepts; ids match [A-Za-z0-9_-]{1,64}.
@@ -21,6 +23,10 @@ constexpr size_t max_id_length = 64;
 /// unix milliseconds, 80 bits random, monotonic within one thread), so ids
 /// sort by creation time and serve as dedup keys.
 [[nodiscard]] std::string new_message_id();
+
+/// The same as an inline `msg_id`, allocating nothing; the id's unix
+/// milliseconds go to `*ms` when given.
+[[nodiscard]] msg_id next_message_id(int64_t* ms = nullptr);
 
 /// The unix time in milliseconds encoded in a ULID, or 0 if malformed.
 [[nodiscard]] int64_t message_id_time(std::string_view id) noexcept;

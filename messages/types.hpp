@@ -10,6 +10,8 @@
 #include <caf/atom.hpp>
 #include <caf/meta/type_name.hpp>
 
+#include "messages/msg_id.hpp"
+
 namespace nova {
 
 enum class kind : uint8_t {
@@ -40,12 +42,12 @@ using headers = std::map<std::string, std::string>;
 
 /// One message between Novas. `payload` holds bytes; Nova never looks inside.
 struct envelope {
-  std::string id;
+  msg_id id;
   std::string from;
   std::string to;
   nova::kind kind = kind::direct;
   nova::priority priority = priority::normal;
-  std::string correlation_id;
+  msg_id correlation_id;
   int64_t created_at = 0; // unix ms
   std::string subject;
   std::string content_type;

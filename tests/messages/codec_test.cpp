@@ -321,7 +321,7 @@ TEST_CASE("an envelope's JSON uses protobuf's canonical mapping", "[codec]") {
   x.payload = std::string{"hi\0", 3};
   auto text = to_json(x);
   auto j = json::parse(text);
-  CHECK(j.at("id") == x.id);
+  CHECK(j.at("id") == x.id.str());
   CHECK(j.at("from") == "alpha");
   CHECK(j.at("to") == "bridge");
   CHECK(j.at("kind") == "KIND_REQUEST");
