@@ -183,6 +183,14 @@ public:
   }
 
   void set_connected(bool x) {
+    if (x && !connected_) {
+      // Back online: give every known Nova a fresh heartbeat window to
+      // announce itself before it counts as gone.
+      std::unique_lock guard{remote_mtx_};
+      auto now = clock::now();
+      for (auto& kvp : remote_)
+        kvp.second.seen = now;
+    }
     connected_ = x;
   }
 
@@ -255,6 +263,8 @@ public:
   }
 
   void forget_stale() {
+    if (!connected_)
+      return;
     std::unique_lock guard{remote_mtx_};
     for (auto i = remote_.begin(); i != remote_.end();)
       i = fresh(i->second) ? std::next(i) : remote_.erase(i);
@@ -268,6 +278,10 @@ private:
   };
 
   bool fresh(const remote_nova& r) const {
+    // While disconnected we cannot hear heartbeats: what we knew stays known,
+    // so sends wait in the outbox instead of failing.
+    if (!connected_)
+      return true;
     auto hb = ctx_->limits.heartbeat_interval;
     return clock::now() - r.seen <= hb + hb / 2;
   }
@@ -343,14 +357,18 @@ caf::expected<envelope> from_json_body(const std::string& body) {
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_discarded())
     return make_error(errc::decode_failed, "the body is not valid JSON");
-  static const char* keys[] = {"id",      "from",          "to",
-                               "kind",    "priority",      "correlationId",
-                               "payload", "correlation_id", "contentType"};
-  bool looks_like_envelope = false;
-  if (j.is_object())
-    for (auto k : keys)
-      if (j.contains(k))
-        looks_like_envelope = true;
+  // An object is an Envelope only if it has a payload and nothing but
+  // Envelope fields; anything else ({"to": "x", "v": 1}) is a payload.
+  static const std::unordered_set<std::string> fields{
+    "id",          "from",           "to",         "kind",
+    "priority",    "correlationId",  "correlation_id", "createdAt",
+    "created_at",  "subject",        "contentType", "content_type",
+    "payload",     "headers"};
+  bool looks_like_envelope = j.is_object() && j.contains("payload");
+  if (looks_like_envelope)
+    for (const auto& item : j.items())
+      if (fields.count(item.key()) == 0)
+        looks_like_envelope = false;
   envelope env;
   if (looks_like_envelope) {
     auto e = from_json<envelope>(body);
@@ -423,8 +441,12 @@ struct inbound {
   /// A message for one local Nova (its inbox or a capability queue group).
   void to_nova(nats_message&& m, const std::string& id) {
     auto env = accept(m, m.reply.empty() ? kind::direct : kind::request);
-    if (!env)
+    if (!env) {
+      if (!m.reply.empty())
+        reply_error(m, errc::decode_failed,
+                    "the request could not be decoded; see the node's log");
       return;
+    }
     env->to = id;
     if (!m.reply.empty()) {
       bool json = is_json(m.headers);
@@ -436,6 +458,24 @@ struct inbound {
       deliver(dest, std::move(*env));
     else
       ctx->stats.add(counter::dead_letters);
+  }
+
+  /// Answers a request the gateway could not accept, so the requester does
+  /// not wait for its timeout.
+  void reply_error(const nats_message& m, errc code, const std::string& msg) {
+    nova::headers hs;
+    hs[nats_headers::error] = to_string(code);
+    hs[nats_headers::error_message] = msg;
+    hs[nats_headers::node] = ctx->node_id;
+    std::string body;
+    if (is_json(m.headers)) {
+      hs[nats_headers::content_type] = json_content_type;
+      body = nlohmann::json{{"error", {{"code", to_string(code)},
+                                       {"message", msg}}}}
+               .dump();
+    }
+    bus->with_client(
+      [&](nats_client& c) { static_cast<void>(c.publish(m.reply, body, hs)); });
   }
 
   bool own(const nats_message& m) const {
@@ -585,10 +625,10 @@ caf::behavior gateway_fun(gateway_actor* self, context_ptr ctx,
       }
       // Announce only once the server knows the subscriptions, so nobody
       // learns of this Nova before its inbox works.
-      st.bus->with_client([](nats_client& c) {
-        if (c.connected())
+      if (st.bus->connected())
+        st.bus->with_client([](nats_client& c) {
           static_cast<void>(c.flush(std::chrono::seconds(1)));
-      });
+        });
       presence p;
       p.nova_id = id;
       p.node_id = st.ctx->node_id;
@@ -874,6 +914,8 @@ std::optional<gateway_info> gateway_client_info(const runtime_context& ctx) {
   if (!bus)
     return std::nullopt;
   gateway_info info;
+  if (!bus->connected())
+    return info; // nats.c may hold its lock for a whole connect attempt
   bus->with_client([&](nats_client& c) {
     info.server_id = c.server_id();
     if (c.connected())

@@ -1,14 +1,19 @@
-// The `nova` command: run a node, the demo, and the benchmarks.
+// The `nova` command: run a node, talk to Novas over NATS as a client, the
+// demo, and the benchmarks.
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/builtin.hpp"
 #include "messages/errc.hpp"
+#include "messages/ids.hpp"
 #include "runtime/bench.hpp"
+#include "runtime/client.hpp"
 #include "runtime/demo.hpp"
 #include "runtime/node.hpp"
 
@@ -34,9 +39,11 @@ caf::expected<spawn_spec> parse_spawn(const std::string& x) {
   return s;
 }
 
-caf::error spawn_builtin(nova::node& n, const spawn_spec& s) {
+caf::error spawn_builtin(nova::node& n, const spawn_spec& s,
+                         const std::vector<std::string>& groups) {
   nova::agent_options opts;
   opts.capabilities = {s.type};
+  opts.groups = groups;
   caf::expected<caf::actor> r{caf::error{}};
   if (s.type == "echo") {
     r = n.spawn<nova::echo_agent>(s.id, opts);
@@ -49,7 +56,13 @@ caf::error spawn_builtin(nova::node& n, const spawn_spec& s) {
   return r ? caf::error{} : r.error();
 }
 
-int run_node(nova::config cfg, const std::vector<std::string>& spawns) {
+int run_node(nova::config cfg, const std::vector<std::string>& spawns,
+             const std::vector<std::string>& groups) {
+  for (const auto& g : groups)
+    if (auto err = nova::check_id(g, "--group")) {
+      std::cerr << "nova node: " << nova::describe(err) << "\n";
+      return 2;
+    }
   std::vector<spawn_spec> specs;
   for (const auto& x : spawns) {
     auto s = parse_spawn(x);
@@ -62,7 +75,7 @@ int run_node(nova::config cfg, const std::vector<std::string>& spawns) {
   try {
     nova::node n{cfg};
     for (const auto& s : specs)
-      if (auto err = spawn_builtin(n, s)) {
+      if (auto err = spawn_builtin(n, s, groups)) {
         std::cerr << "nova node: cannot spawn '" << s.id
                   << "': " << nova::describe(err) << "\n";
         return 2;
@@ -77,6 +90,80 @@ int run_node(nova::config cfg, const std::vector<std::string>& spawns) {
   }
 }
 
+/// Adds the flags every client subcommand shares.
+void add_connection_flags(CLI::App& cmd, nova::client_options& opts) {
+  cmd.add_option("--nats-url", opts.nats_url,
+                 "NATS server URL, or a comma-separated list of a cluster's "
+                 "servers")
+    ->envname("NATS_URL")
+    ->capture_default_str();
+  cmd.add_option("--prefix", opts.prefix,
+                 "Subject prefix of the Nova cluster")
+    ->envname("NOVA_PREFIX")
+    ->capture_default_str();
+}
+
+/// Adds the flags of the subcommands that send an envelope.
+void add_sender_flags(CLI::App& cmd, nova::client_options& opts,
+                      bool with_priority = true) {
+  add_connection_flags(cmd, opts);
+  cmd.add_option("--from", opts.from,
+                 "Sender id in the envelope, [A-Za-z0-9_-]{1,64}")
+    ->capture_default_str();
+  cmd.add_flag("--json", opts.json,
+               "The payload is JSON: sent as the body with Content-Type: "
+               "application/json (the receiver sees it from 'anonymous')");
+  if (with_priority)
+    cmd.add_option("--priority", opts.priority, "Envelope priority")
+      ->check(CLI::IsMember({"low", "normal", "high", "urgent"}))
+      ->capture_default_str();
+  cmd.add_flag("-v,--verbose", opts.verbose,
+               "Also print what was sent (and who replied) to stderr");
+}
+
+/// `TO PAYLOAD`, or just `PAYLOAD` with `--any CAPABILITY`.
+struct addressed {
+  std::string first;
+  std::string second;
+  std::string any;
+  CLI::Option* first_opt = nullptr;
+  CLI::Option* second_opt = nullptr;
+  CLI::Option* any_opt = nullptr;
+
+  void add(CLI::App& cmd) {
+    any_opt = cmd.add_option(
+      "--any", any,
+      "Send to exactly one of the Novas with this capability (NATS queue "
+      "group) instead of naming one");
+    first_opt = cmd.add_option("to", first,
+                               "Recipient Nova id (leave out with --any)");
+    second_opt = cmd.add_option("payload", second, "The message payload");
+  }
+
+  /// The recipient and payload, or an exit code after a usage error.
+  std::optional<int> resolve(const char* name, nova::recipient& to,
+                             std::string& payload) const {
+    auto given = first_opt->count() + second_opt->count();
+    if (any_opt->count() > 0) {
+      if (given != 1) {
+        std::cerr << name << ": with --any give only the payload\n";
+        return 2;
+      }
+      to = nova::recipient{any, true};
+      payload = first_opt->count() > 0 ? first : second;
+      return std::nullopt;
+    }
+    if (given != 2) {
+      std::cerr << name << ": give the recipient and the payload (or --any "
+                           "CAPABILITY and the payload)\n";
+      return 2;
+    }
+    to = nova::recipient{first, false};
+    payload = second;
+    return std::nullopt;
+  }
+};
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -85,18 +172,103 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", nova_version);
 
   // -- nova node ----------------------------------------------------------
+  // An invalid environment only matters to `nova node`; other subcommands
+  // read the variables they use themselves.
   auto env_cfg = nova::config::from_env();
-  if (!env_cfg) {
-    std::cerr << "nova: " << nova::describe(env_cfg.error()) << "\n";
-    return 2;
-  }
-  nova::config cfg = *env_cfg;
+  nova::config cfg = env_cfg ? *env_cfg : nova::config{};
   std::vector<std::string> spawns;
+  std::vector<std::string> node_groups;
   auto* node_cmd = app.add_subcommand("node", "Run one node until SIGINT/SIGTERM");
   cfg.add_flags(*node_cmd);
   node_cmd->add_option("--spawn", spawns,
                        "Spawn a built-in Nova, TYPE[:ID] with TYPE one of "
                        "echo, logger, worker (repeatable)");
+  node_cmd->add_option("--group", node_groups,
+                       "Put every spawned Nova in this group (repeatable)");
+
+  // -- client subcommands: talk to a running cluster over NATS -------------
+  nova::client_options client;
+  const char* client_footer
+    = "Exit codes: 0 done, 1 runtime failure (NATS unreachable, nobody "
+      "listening, timeout, error reply), 2 bad input (nothing sent).";
+
+  addressed send_args;
+  auto* send_cmd = app.add_subcommand(
+    "send", "Send a direct message to a Nova (or to any Nova with a "
+            "capability)");
+  add_sender_flags(*send_cmd, client);
+  send_args.add(*send_cmd);
+  send_cmd->footer(client_footer);
+
+  addressed request_args;
+  auto* request_cmd = app.add_subcommand(
+    "request", "Send a request to a Nova and print the reply's payload");
+  add_sender_flags(*request_cmd, client);
+  int64_t request_timeout_ms = client.timeout.count();
+  request_cmd->add_option("--timeout-ms", request_timeout_ms,
+                          "How long to wait for the reply")
+    ->capture_default_str()
+    ->check(CLI::PositiveNumber);
+  request_args.add(*request_cmd);
+  request_cmd->footer(client_footer);
+
+  std::string event_subject;
+  std::string payload;
+  auto* pub_cmd = app.add_subcommand(
+    "pub", "Publish an event on <domain>.<action>[.<more>]");
+  add_sender_flags(*pub_cmd, client);
+  pub_cmd->add_option("subject", event_subject,
+                      "Event subject, e.g. orders.eu.created")
+    ->required();
+  pub_cmd->add_option("payload", payload, "The event payload")->required();
+  pub_cmd->footer(client_footer);
+
+  auto* broadcast_cmd = app.add_subcommand("broadcast",
+                                           "Send a message to every Nova");
+  add_sender_flags(*broadcast_cmd, client);
+  broadcast_cmd->add_option("payload", payload, "The message payload")
+    ->required();
+  broadcast_cmd->footer(client_footer);
+
+  std::string group;
+  auto* multicast_cmd = app.add_subcommand(
+    "multicast", "Send a message to every Nova in a group");
+  add_sender_flags(*multicast_cmd, client);
+  multicast_cmd->add_option("group", group, "The group")->required();
+  multicast_cmd->add_option("payload", payload, "The message payload")
+    ->required();
+  multicast_cmd->footer(client_footer);
+
+  auto* emergency_cmd = app.add_subcommand(
+    "emergency", "Send on the emergency channel: every Nova gets it ahead of "
+                 "its other messages (priority urgent)");
+  add_sender_flags(*emergency_cmd, client, false);
+  emergency_cmd->add_option("payload", payload, "The message payload")
+    ->required();
+  emergency_cmd->footer(client_footer);
+
+  nova::sub_options sub;
+  auto* sub_cmd = app.add_subcommand(
+    "sub", "Tail live traffic: one line per message on <prefix>.<pattern>");
+  add_connection_flags(*sub_cmd, client);
+  sub_cmd->add_option("pattern", sub.pattern,
+                      "Subject relative to the prefix; NATS wildcards "
+                      "allowed: '>' (everything), 'events.orders.*', "
+                      "'inbox.bob', 'presence.*'")
+    ->capture_default_str();
+  sub_cmd->add_flag("--json", sub.json,
+                    "Print one JSON object per message: {\"subject\": ..., "
+                    "\"envelope\": <canonical JSON>}");
+  sub_cmd->add_option("--count", sub.count,
+                      "Exit after this many messages (0: never)")
+    ->capture_default_str();
+  int64_t sub_timeout_ms = 0;
+  sub_cmd->add_option("--timeout-ms", sub_timeout_ms,
+                      "Exit (with 0) after this long (0: never)")
+    ->capture_default_str()
+    ->check(CLI::NonNegativeNumber);
+  sub_cmd->footer("Prints \"listening on <subject>\" to stderr once the "
+                  "server knows the subscription. Ctrl-C exits with 0.");
 
   // -- nova demo ----------------------------------------------------------
   nova::demo_options demo;
@@ -134,15 +306,56 @@ int main(int argc, char** argv) {
     ->capture_default_str()
     ->check(CLI::Range(size_t{10'000}, size_t{100'000'000}));
 
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit with 0; every usage error with 2.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
-  if (node_cmd->parsed())
-    return run_node(cfg, spawns);
+  if (node_cmd->parsed()) {
+    if (!env_cfg) {
+      std::cerr << "nova node: " << nova::describe(env_cfg.error()) << "\n";
+      return 2;
+    }
+    return run_node(cfg, spawns, node_groups);
+  }
   if (demo_cmd->parsed()) {
     auto summary = nova::run_demo(demo, std::cout);
     return summary.completed ? 0 : 1;
   }
   if (local_cmd->parsed())
     return nova::run_bench_local(bench_json, std::cout, bench_messages);
+
+  // The client subcommands keep stdout for results: library logs go to
+  // stderr, warnings and up only.
+  auto log = spdlog::stderr_color_mt("nova-cli");
+  log->set_level(spdlog::level::warn);
+  spdlog::set_default_logger(log);
+  auto& out = std::cout;
+  auto& err = std::cerr;
+  client.timeout = std::chrono::milliseconds(request_timeout_ms);
+  sub.timeout = std::chrono::milliseconds(sub_timeout_ms);
+  nova::recipient to;
+  if (send_cmd->parsed()) {
+    if (auto code = send_args.resolve("nova send", to, payload))
+      return *code;
+    return nova::client_send(client, to, payload, out, err);
+  }
+  if (request_cmd->parsed()) {
+    if (auto code = request_args.resolve("nova request", to, payload))
+      return *code;
+    return nova::client_request(client, to, payload, out, err);
+  }
+  if (pub_cmd->parsed())
+    return nova::client_publish(client, event_subject, payload, out, err);
+  if (broadcast_cmd->parsed())
+    return nova::client_broadcast(client, payload, out, err);
+  if (multicast_cmd->parsed())
+    return nova::client_multicast(client, group, payload, out, err);
+  if (emergency_cmd->parsed())
+    return nova::client_emergency(client, payload, out, err);
+  if (sub_cmd->parsed())
+    return nova::client_sub(client, sub, out, err);
   return 0;
 }
