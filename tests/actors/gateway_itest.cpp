@@ -322,6 +322,17 @@ TEST_CASE("a plain NATS client talks JSON to a Nova", "[gateway][json]") {
   }));
   auto ej = nlohmann::json::parse(e->data);
   CHECK(ej["error"]["code"] == "no_handler");
+  // An object with other keys is a payload, even if it has a "to".
+  auto plain = c.request(pfx + ".inbox.bob", R"({"to":"x","v":1})", json, 2s);
+  REQUIRE(plain);
+  CHECK(nlohmann::json::parse(plain->data) == R"(re:{"to":"x","v":1})");
+  // An Envelope that does not decode gets an error reply, not a timeout.
+  auto broken = c.request(pfx + ".inbox.bob",
+                          R"({"payload":"aGk=","kind":"KIND_NONSENSE"})",
+                          json, 2s);
+  REQUIRE(broken);
+  CHECK(nlohmann::json::parse(broken->data)["error"]["code"]
+        == "decode_failed");
   // Nobody listening: the server says so at once.
   auto none = c.request(pfx + ".inbox.ghost", "{}", json, 2s);
   REQUIRE(!none);
