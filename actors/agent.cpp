@@ -334,18 +334,9 @@ void agent::heartbeat() {
   delayed_send(this, ctx_->limits.heartbeat_interval, heartbeat_atom::value);
 }
 
-void agent::guarded(const char* what, const std::function<void()>& f) {
-  auto report = [&](const char* why) {
-    ctx_->stats.add(counter::handler_errors);
-    spdlog::warn("Nova '{}': {} threw: {}", id_, what, why);
-  };
-  try {
-    f();
-  } catch (const std::exception& e) {
-    report(e.what());
-  } catch (...) {
-    report("an exception not derived from std::exception");
-  }
+void agent::report_failure(const char* what, const char* why) {
+  ctx_->stats.add(counter::handler_errors);
+  spdlog::warn("Nova '{}': {} threw: {}", id_, what, why);
 }
 
 void agent::dispatch(envelope& env) {

@@ -245,7 +245,18 @@ private:
                              caf::timespan timeout, caf::error err);
   void dispatch(envelope& env);
   caf::result<envelope> answer(envelope& req);
-  void guarded(const char* what, const std::function<void()>& f);
+  /// Runs `f`; an exception escaping it is counted and logged.
+  template <class F>
+  void guarded(const char* what, F&& f) {
+    try {
+      f();
+    } catch (const std::exception& e) {
+      report_failure(what, e.what());
+    } catch (...) {
+      report_failure(what, "an exception not derived from std::exception");
+    }
+  }
+  void report_failure(const char* what, const char* why);
   void claim_next();
   void run_task(nova::task& t);
   void heartbeat();

@@ -114,7 +114,10 @@ public:
     nova::headers hs;
     hs[nats_headers::msg_id] = env.id;
     hs[nats_headers::correlation_id] = env.correlation_id;
-    hs[nats_headers::node] = ctx_->node_id;
+    // Only fan-out traffic comes back to its own node.
+    if (env.kind == kind::broadcast || env.kind == kind::multicast
+        || env.kind == kind::event || env.kind == kind::emergency)
+      hs[nats_headers::node] = ctx_->node_id;
     return hs;
   }
 
@@ -830,9 +833,6 @@ caf::error start_nats_gateway(caf::actor_system& sys, const context_ptr& ctx,
   in->gateway = gw;
   ctx->gateway = gw;
   ctx->bus = bus;
-  if (bus->connected())
-    caf::anon_send(gw, nats_event_atom::value,
-                   static_cast<int>(nats_event::connected));
   // Node-wide subscriptions.
   const auto& n = bus->names();
   auto sub = [&](const std::string& subject, nats_client::message_handler f) {
@@ -895,6 +895,11 @@ caf::error start_nats_gateway(caf::actor_system& sys, const context_ptr& ctx,
     if (c.connected())
       static_cast<void>(c.flush(std::chrono::seconds(1)));
   });
+  // Announce only now: the presence others send in answer must find our
+  // subscriptions in place.
+  if (bus->connected())
+    caf::anon_send(gw, nats_event_atom::value,
+                   static_cast<int>(nats_event::connected));
   return caf::none;
 }
 

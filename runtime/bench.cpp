@@ -229,6 +229,8 @@ int run_bench_local(bool json, std::ostream& out, size_t messages) {
 
   caf::actor_system_config sys_cfg;
   sys_cfg.set("scheduler.max-threads", threads);
+  // The same scheduler tuning as nova::node, so only the messaging differs.
+  sys_cfg.set("work-stealing.moderate-poll-attempts", 0);
   caf::actor_system sys{sys_cfg};
   finish_line caf_line;
   auto receiver = sys.spawn(baseline_receiver, &caf_line);

@@ -109,6 +109,10 @@ void config::add_flags(CLI::App& app) {
   app.add_option("--nats-cert", nats_cert_file,
                  "Client certificate for NATS TLS");
   app.add_option("--nats-key", nats_key_file, "Client key for NATS TLS");
+  app.add_flag_callback(
+    "--nats-buffered", [this] { nats_send_asap = false; },
+    "Let nats.c buffer publishes (throughput) instead of writing each at "
+    "once (latency, the default)");
   app.add_option("--outbox", limits.outbox_capacity,
                  "Envelopes that may wait while NATS is unreachable")
     ->capture_default_str();

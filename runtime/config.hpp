@@ -33,6 +33,9 @@ struct config {
   std::string nats_ca_file;
   std::string nats_cert_file;
   std::string nats_key_file;
+  /// Write every NATS publish at once (lowest latency); off, nats.c buffers
+  /// and flushes about every millisecond (highest throughput).
+  bool nats_send_asap = true;
   std::string dragonfly_url = "redis://127.0.0.1:6379";
   std::string prefix = "nova";
   /// Scheduler threads; 0 means one per core.

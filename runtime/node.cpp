@@ -56,6 +56,7 @@ node::node(config cfg) : cfg_(std::move(cfg)) {
       nats->password = cfg_.nats_password;
     if (!cfg_.nats_token.empty())
       nats->token = cfg_.nats_token;
+    nats->send_asap = cfg_.nats_send_asap;
     nats->ca_file = cfg_.nats_ca_file;
     nats->cert_file = cfg_.nats_cert_file;
     nats->key_file = cfg_.nats_key_file;
@@ -66,6 +67,9 @@ node::node(config cfg) : cfg_(std::move(cfg)) {
   register_types(sys_cfg_);
   if (cfg_.threads > 0)
     sys_cfg_.set("scheduler.max-threads", cfg_.threads);
+  // CAF's idle workers otherwise poll with 50 us naps for a while, and a
+  // message from a foreign thread (NATS callbacks) waits out those naps.
+  sys_cfg_.set("work-stealing.moderate-poll-attempts", 0);
   system_ = std::make_unique<caf::actor_system>(sys_cfg_);
   ctx_ = std::make_shared<runtime_context>();
   ctx_->node_id = cfg_.node_id;

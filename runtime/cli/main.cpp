@@ -13,6 +13,7 @@
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
 #include "runtime/bench.hpp"
+#include "runtime/bench_remote.hpp"
 #include "runtime/client.hpp"
 #include "runtime/demo.hpp"
 #include "runtime/node.hpp"
@@ -305,6 +306,38 @@ int main(int argc, char** argv) {
                         "Messages per measured run")
     ->capture_default_str()
     ->check(CLI::Range(size_t{10'000}, size_t{100'000'000}));
+  nova::remote_bench_options remote;
+  auto* bench_remote_cmd = bench_cmd->add_subcommand(
+    "remote", "Nova-to-Nova throughput between two node processes over NATS "
+              "vs raw nats.c publish/subscribe");
+  auto* bench_request_cmd = bench_cmd->add_subcommand(
+    "request", "Nova request-reply latency between two node processes vs raw "
+               "nats.c request-reply");
+  auto* bench_basp_cmd = bench_cmd->add_subcommand(
+    "basp", "Nova over NATS vs CAF remote actors (middleman/BASP) throughput");
+  for (auto* cmd : {bench_remote_cmd, bench_request_cmd, bench_basp_cmd}) {
+    cmd->add_flag("--json", remote.json, "Print one JSON object");
+    cmd->add_option("--nats-server", remote.nats_server,
+                    "The nats-server binary (default: $NOVA_NATS_SERVER, "
+                    "else /usr/bin, /usr/sbin, /usr/local/bin)");
+  }
+  for (auto* cmd : {bench_remote_cmd, bench_basp_cmd})
+    cmd
+      ->add_option("--messages", remote.messages,
+                   "Messages per measured run, at most (a run also stops "
+                   "growing beyond about 3 s)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{10'000}, size_t{100'000'000}));
+  bench_request_cmd
+    ->add_option("--requests", remote.requests,
+                 "Round trips per measured run, at most (a run also stops "
+                 "growing beyond about 3 s)")
+    ->capture_default_str()
+    ->check(CLI::Range(size_t{100}, size_t{10'000'000}));
+  auto* bench_peer_cmd = bench_cmd->add_subcommand(
+    "peer", "Internal: the peer process of bench remote, request and basp");
+  bench_peer_cmd->group("");         // hidden from --help
+  bench_peer_cmd->prefix_command();  // the rest goes to remaining() unparsed
 
   try {
     app.parse(argc, argv);
@@ -326,6 +359,14 @@ int main(int argc, char** argv) {
   }
   if (local_cmd->parsed())
     return nova::run_bench_local(bench_json, std::cout, bench_messages);
+  if (bench_remote_cmd->parsed())
+    return nova::run_bench_remote(remote, std::cout);
+  if (bench_request_cmd->parsed())
+    return nova::run_bench_request(remote, std::cout);
+  if (bench_basp_cmd->parsed())
+    return nova::run_bench_basp(remote, std::cout);
+  if (bench_peer_cmd->parsed())
+    return nova::run_bench_peer(bench_peer_cmd->remaining(), std::cout);
 
   // The client subcommands keep stdout for results: library logs go to
   // stderr, warnings and up only.
