@@ -19,30 +19,14 @@
 
 using namespace nova;
 using namespace std::chrono_literals;
+using nova::testing::fresh_prefix;
+using nova::testing::nats_config;
 using nova::testing::eventually;
 using nova::testing::make_sink;
 using nova::testing::nats_cluster;
 using nova::testing::recorder;
 
 namespace {
-
-std::atomic<int> prefix_counter{0};
-
-std::string fresh_prefix() {
-  return "f" + std::to_string(::getpid()) + "x"
-         + std::to_string(prefix_counter++);
-}
-
-config nats_config(const std::string& node_id, const std::string& urls,
-                   const std::string& prefix) {
-  auto cfg = nova::testing::test_config();
-  cfg.node_id = node_id;
-  cfg.bus = bus_kind::nats;
-  cfg.nats_url = urls;
-  cfg.prefix = prefix;
-  cfg.limits.heartbeat_interval = 200ms;
-  return cfg;
-}
 
 /// The index of the running server whose startup log shows `server_id`, or
 /// the cluster's size.

@@ -15,31 +15,14 @@
 
 using namespace nova;
 using namespace std::chrono_literals;
+using nova::testing::fresh_prefix;
+using nova::testing::nats_config;
 using nova::testing::eventually;
 using nova::testing::make_sink;
 using nova::testing::nats_server;
 using nova::testing::recorder;
 
 namespace {
-
-std::atomic<int> prefix_counter{0};
-
-/// A fresh subject prefix per test, so tests never see each other's traffic.
-std::string fresh_prefix() {
-  return "t" + std::to_string(::getpid()) + "x"
-         + std::to_string(prefix_counter++);
-}
-
-config nats_config(const std::string& node_id, const std::string& url,
-                   const std::string& prefix) {
-  auto cfg = nova::testing::test_config();
-  cfg.node_id = node_id;
-  cfg.bus = bus_kind::nats;
-  cfg.nats_url = url;
-  cfg.prefix = prefix;
-  cfg.limits.heartbeat_interval = 200ms;
-  return cfg;
-}
 
 /// Waits until `n` sees `id` as a Nova on another node.
 bool knows(node& n, const std::string& id) {

@@ -18,6 +18,8 @@
 
 using namespace nova;
 using namespace std::chrono_literals;
+using nova::testing::fresh_prefix;
+using nova::testing::nats_config;
 using nova::testing::bin;
 using nova::testing::eventually;
 using nova::testing::make_sink;
@@ -26,24 +28,6 @@ using nova::testing::process;
 using nova::testing::recorder;
 
 namespace {
-
-std::atomic<int> prefix_counter{0};
-
-std::string fresh_prefix() {
-  return "c" + std::to_string(::getpid()) + "x"
-         + std::to_string(prefix_counter++);
-}
-
-config nats_config(const std::string& node_id, const std::string& url,
-                   const std::string& prefix) {
-  auto cfg = nova::testing::test_config();
-  cfg.node_id = node_id;
-  cfg.bus = bus_kind::nats;
-  cfg.nats_url = url;
-  cfg.prefix = prefix;
-  cfg.limits.heartbeat_interval = 200ms;
-  return cfg;
-}
 
 /// The command line of a `nova` process.
 std::vector<std::string> argv(std::vector<std::string> args) {

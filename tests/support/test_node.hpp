@@ -42,3 +42,31 @@ inline bool eventually(const std::function<bool()>& pred,
 }
 
 } // namespace nova::testing
+
+#include <atomic>
+#include <string>
+
+#include <unistd.h>
+
+namespace nova::testing {
+
+/// A fresh subject prefix per test (and process), so tests sharing a
+/// nats-server never see each other's traffic.
+inline std::string fresh_prefix() {
+  static std::atomic<int> counter{0};
+  return "t" + std::to_string(::getpid()) + "x" + std::to_string(counter++);
+}
+
+/// A test node on the NATS bus with a 200 ms heartbeat.
+inline config nats_config(const std::string& node_id, const std::string& urls,
+                          const std::string& prefix) {
+  auto cfg = test_config();
+  cfg.node_id = node_id;
+  cfg.bus = bus_kind::nats;
+  cfg.nats_url = urls;
+  cfg.prefix = prefix;
+  cfg.limits.heartbeat_interval = std::chrono::milliseconds(200);
+  return cfg;
+}
+
+} // namespace nova::testing
