@@ -471,6 +471,11 @@ caf::behavior agent::make_behavior() {
     claim_next();
   return {
     [this](envelope& env) { dispatch(env); },
+    // A burst from the gateway, in order.
+    [this](std::vector<envelope>& batch) {
+      for (auto& env : batch)
+        dispatch(env);
+    },
     [this](request_atom, envelope& env) -> caf::result<envelope> {
       return answer(env);
     },

@@ -441,6 +441,49 @@ struct inbound {
       caf::anon_send(dest, std::move(env));
   }
 
+  /// Collects one-way messages for one local Nova while more are queued on
+  /// its subscription, so a burst costs one mailbox hand-off per batch, not
+  /// per message. Used only on that subscription's delivery thread.
+  struct batcher {
+    std::string id;
+    std::vector<envelope> batch;
+  };
+
+  static constexpr size_t max_batch = 256;
+
+  void flush(batcher& b) {
+    if (b.batch.empty())
+      return;
+    if (auto dest = ctx->directory.find(b.id))
+      caf::anon_send(dest, std::move(b.batch));
+    else
+      ctx->stats.add(counter::dead_letters, b.batch.size());
+    b.batch = std::vector<envelope>{};
+  }
+
+  void to_nova_batched(nats_message&& m, batcher& b) {
+    if (!m.reply.empty()) {
+      flush(b); // keep the order of what came before
+      to_nova(std::move(m), b.id);
+      return;
+    }
+    auto env = accept(m, kind::direct);
+    if (env) {
+      env->to = b.id;
+      if (env->priority == priority::urgent) {
+        flush(b);
+        if (auto dest = ctx->directory.find(b.id))
+          deliver(dest, std::move(*env));
+        else
+          ctx->stats.add(counter::dead_letters);
+      } else {
+        b.batch.push_back(std::move(*env));
+      }
+    }
+    if (m.pending == 0 || b.batch.size() >= max_batch)
+      flush(b);
+  }
+
   /// A message for one local Nova (its inbox or a capability queue group).
   void to_nova(nats_message&& m, const std::string& id) {
     auto env = accept(m, m.reply.empty() ? kind::direct : kind::request);
@@ -609,9 +652,13 @@ caf::behavior gateway_fun(gateway_actor* self, context_ptr ctx,
         if (!subject)
           return;
         st.bus->with_client([&](nats_client& c) {
+          auto b = std::make_shared<inbound::batcher>();
+          b->id = id;
           auto sub = c.subscribe(
             *subject,
-            [in, id](nats_message&& m) { in->to_nova(std::move(m), id); },
+            [in, b](nats_message&& m) {
+              in->to_nova_batched(std::move(m), *b);
+            },
             queue);
           if (sub)
             subs.push_back(std::move(*sub));

@@ -488,7 +488,7 @@ void on_async_error(natsConnection* nc, natsSubscription* sub, natsStatus err,
                                                 : std::string{});
 }
 
-void on_message(natsConnection*, natsSubscription*, natsMsg* raw,
+void on_message(natsConnection*, natsSubscription* sub, natsMsg* raw,
                 void* closure) {
   msg_ptr msg{raw};
   auto* st = static_cast<sub_keepalive*>(closure)->get();
@@ -498,6 +498,10 @@ void on_message(natsConnection*, natsSubscription*, natsMsg* raw,
   guarded("message", [&] {
     auto m = to_message(msg.get());
     msg.reset();
+    int pending = 0;
+    if (natsSubscription_GetPending(sub, &pending, nullptr) == NATS_OK
+        && pending > 0)
+      m.pending = static_cast<uint64_t>(pending);
     st->fn(std::move(m));
   });
 }

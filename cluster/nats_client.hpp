@@ -70,6 +70,9 @@ struct nats_message {
   /// The server's "no responders" status for a request sent with `reply`
   /// set to a subscribed inbox.
   bool no_responders = false;
+  /// Messages still queued for the same subscription after this one, so a
+  /// handler can batch its hand-offs.
+  uint64_t pending = 0;
 };
 
 enum class nats_event {
