@@ -1,0 +1,66 @@
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/timespan.hpp>
+
+#include "actors/context.hpp"
+#include "cluster/task_store.hpp"
+
+namespace nova {
+
+/// Tuning of the clustered task queue service; zero durations derive from
+/// the node's `task_timeout`.
+struct stream_task_queue_settings {
+  /// Longest single blocking read of the claim helper thread: how long
+  /// stopping the service may wait for it.
+  caf::timespan claim_slice = std::chrono::seconds(1);
+  /// How often stale claims of other nodes are reclaimed; 0: task_timeout/2.
+  caf::timespan reclaim_interval{0};
+  /// How long a claim must be idle to be reclaimed; 0: 1.5 * task_timeout.
+  caf::timespan min_idle{0};
+  /// Longest wait between attempts while the store is unreachable.
+  caf::timespan store_retry_max = std::chrono::seconds(5);
+};
+
+/// The store settings that give the clustered queue the retry behaviour the
+/// memory queue has under `l` (delivery limit, backoff base and cap).
+[[nodiscard]] task_store::settings task_store_settings(const limits& l);
+
+/// Spawns the clustered task queue service of a node: the same messages as
+/// `spawn_task_queue` (see actors/task_queue_actor.hpp), over the queue that
+/// `store` keeps in DragonflyDB, shared by every node of the cluster.
+///
+/// - `(enqueue_atom, task) -> std::string`: appends the task to its lane;
+///   `duplicate_id`, `queue_full` or `backend_unavailable` otherwise.
+/// - `(claim_atom, worker_id) -> task`: replies once this node claimed a
+///   task for the worker (a helper thread blocks on the store while workers
+///   wait). A redelivered task that is already done is acked and skipped.
+///   The worker is monitored: when it stops, its tasks are failed (retried
+///   after the backoff), as the memory queue does.
+/// - `(complete_atom, task_id, worker_id, payload)`,
+///   `(fail_atom, task_id, worker_id, reason)`: for tasks this node handed
+///   to that worker; anything else is ignored. A task not completed within
+///   `task_timeout` is failed.
+/// - `(collect_atom, session, n, timeout) -> std::vector<task_result>`: up to
+///   n results of the session's results stream (done or dead, from any node);
+///   each result is handed out once per node.
+/// - `(dead_atom, limit) -> std::vector<task>`; `(redrive_atom, task_id)
+///   -> uint64_t` (empty id: all); `(stats_atom) -> queue_stats`
+///   (cluster-wide).
+///
+/// Claims made here belong to the consumer named after the node id. Claims
+/// of nodes that died are reclaimed every `reclaim_interval`; retries are
+/// promoted when due. An unreachable store is logged and retried with
+/// backoff; requests that need it fail with `backend_unavailable`.
+caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
+                                   std::shared_ptr<task_store> store,
+                                   stream_task_queue_settings cfg);
+
+caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
+                                   std::shared_ptr<task_store> store);
+
+} // namespace nova

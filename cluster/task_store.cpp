@@ -1,0 +1,1061 @@
+#include "cluster/task_store.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "messages/codec.hpp"
+#include "messages/errc.hpp"
+#include "messages/ids.hpp"
+
+namespace nova {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+constexpr size_t num_lanes = 4;
+
+// -- Lua scripts --------------------------------------------------------------
+//
+// Every key a script touches is in KEYS (Dragonfly refuses others). Scripts
+// run atomically, so "in this order" below is about what a reader of the
+// script (or MONITOR) sees, and about what survives a script error half way.
+
+// KEYS: lane, known, done, stats
+// ARGV: task bytes, id, type, session, priority, attempts, max_len, known_ttl
+const std::string enqueue_lua = R"lua(
+if redis.call('EXISTS', KEYS[3]) == 1 then return {0, 'done'} end
+if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[7]) then
+  return {0, 'full'}
+end
+if not redis.call('SET', KEYS[2], 'queued', 'NX', 'PX', ARGV[8]) then
+  return {0, 'known'}
+end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*',
+  'task', ARGV[1], 'id', ARGV[2], 'type', ARGV[3], 'session', ARGV[4],
+  'priority', ARGV[5], 'attempts', ARGV[6])
+redis.call('HINCRBY', KEYS[4], 'enqueued', 1)
+return {1, id}
+)lua";
+
+// Strict priority: the first lane with an undelivered entry wins, one entry
+// at most. Without one, returns the last entry id of every lane: an entry
+// added later has a greater id, so a blocking XREAD after those ids wakes
+// exactly when there is something new to claim.
+// KEYS: the four lanes, urgent first. ARGV: group, consumer
+const std::string claim_lua = R"lua(
+for i = 1, #KEYS do
+  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1,
+                       'STREAMS', KEYS[i], '>')
+  if r and r[1] and #r[1][2] > 0 then
+    local e = r[1][2][1]
+    return {i, e[1], e[2]}
+  end
+end
+local pos = {}
+for i = 1, #KEYS do
+  local last = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
+  if #last > 0 then pos[i] = last[1][1] else pos[i] = '0-0' end
+end
+return {0, pos}
+)lua";
+
+// The done record first: it is what makes a second delivery skip the work.
+// KEYS: lane, done, known, stats[, results]
+// ARGV: group, entry, done_ttl, worker, result bytes, task id, attempts,
+//       results_max_len, results_ttl
+const std::string complete_lua = R"lua(
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+if KEYS[5] then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*',
+    'result', ARGV[5], 'task_id', ARGV[6], 'status', 'done',
+    'worker', ARGV[4], 'attempts', ARGV[7])
+  redis.call('PEXPIRE', KEYS[5], ARGV[9])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HINCRBY', KEYS[4], 'done', 1)
+return 1
+)lua";
+
+// Shared head of the failure scripts: a task done meanwhile is only acked
+// (0); an entry no longer pending was taken over and finished by a newer
+// delivery, so this one changes nothing (-1).
+const std::string fail_head_lua = R"lua(
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  return 0
+end
+local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
+if type(p) ~= 'table' or p.err or #p == 0 then return -1 end
+)lua";
+
+// The retry waits in the delayed set before the entry goes.
+// KEYS: lane, delayed, done, stats. ARGV: group, entry, due ms, member
+const std::string retry_lua = fail_head_lua + R"lua(
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HINCRBY', KEYS[4], 'retried', 1)
+return 1
+)lua";
+
+// XADD to the dead letters BEFORE the XACK of the original: whatever stops
+// the script half way, the task is never only gone.
+// KEYS: lane, dead, done, stats[, results]
+// ARGV: group, entry, task bytes, id, reason, attempts, type, session,
+//       priority, dead_max_len, result bytes, worker, results_max_len,
+//       results_ttl
+const std::string dead_lua = fail_head_lua + R"lua(
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*',
+  'task', ARGV[3], 'id', ARGV[4], 'reason', ARGV[5], 'attempts', ARGV[6],
+  'type', ARGV[7], 'session', ARGV[8], 'priority', ARGV[9],
+  'entry', ARGV[2], 'lane', KEYS[1])
+if KEYS[5] then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*',
+    'result', ARGV[11], 'task_id', ARGV[4], 'status', 'dead',
+    'worker', ARGV[12], 'attempts', ARGV[6], 'error', ARGV[5])
+  redis.call('PEXPIRE', KEYS[5], ARGV[14])
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HINCRBY', KEYS[4], 'dead', 1)
+return 1
+)lua";
+
+// An undecodable entry: dead letter first, then the ack.
+// KEYS: lane, dead, stats. ARGV: group, entry, raw bytes, id, reason,
+// dead_max_len
+const std::string bury_lua = R"lua(
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*',
+  'task', ARGV[3], 'id', ARGV[4], 'reason', ARGV[5], 'attempts', 0,
+  'entry', ARGV[2], 'lane', KEYS[1], 'malformed', 1)
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+redis.call('HINCRBY', KEYS[3], 'malformed', 1)
+return 1
+)lua";
+
+// A claim given back uncounted goes to the end of its lane; one already
+// acked by someone else is not brought back.
+// KEYS: lane. ARGV: group, entry, task bytes, id, type, session, priority,
+// attempts
+const std::string release_lua = R"lua(
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  redis.call('XDEL', KEYS[1], ARGV[2])
+  return 0
+end
+redis.call('XADD', KEYS[1], '*', 'task', ARGV[3], 'id', ARGV[4],
+  'type', ARGV[5], 'session', ARGV[6], 'priority', ARGV[7],
+  'attempts', ARGV[8])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+)lua";
+
+// KEYS: lane. ARGV: group, entry
+const std::string ack_lua = R"lua(
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+)lua";
+
+// ZREM decides which promoter moves a member: only one of several nodes
+// promoting at once gets 1.
+// KEYS: delayed, lane, done. ARGV: member (the task bytes), id, type,
+// session, priority, attempts
+const std::string promote_lua = R"lua(
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+redis.call('XADD', KEYS[2], '*', 'task', ARGV[1], 'id', ARGV[2],
+  'type', ARGV[3], 'session', ARGV[4], 'priority', ARGV[5],
+  'attempts', ARGV[6])
+return 1
+)lua";
+
+// KEYS: delayed, dead, stats. ARGV: member, reason, dead_max_len
+const std::string promote_bury_lua = R"lua(
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*',
+  'task', ARGV[1], 'id', '', 'reason', ARGV[2], 'attempts', 0,
+  'lane', KEYS[1], 'malformed', 1)
+redis.call('HINCRBY', KEYS[3], 'malformed', 1)
+return 1
+)lua";
+
+// Entries idle longer than ARGV[3] ms move to this consumer; each comes back
+// with its delivery count (XAUTOCLAIM raised it).
+// KEYS: lane. ARGV: group, consumer, min_idle, count
+const std::string reclaim_lua = R"lua(
+local out = {}
+local cursor = '0-0'
+local rounds = 0
+local want = tonumber(ARGV[4])
+repeat
+  local r = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[3],
+                       cursor, 'COUNT', want - #out)
+  cursor = r[1]
+  for _, e in ipairs(r[2]) do
+    if type(e) == 'table' then
+      local p = redis.call('XPENDING', KEYS[1], ARGV[1], e[1], e[1], 1)
+      local n = 1
+      if #p > 0 then n = p[1][4] end
+      out[#out + 1] = {e[1], e[2], n}
+    end
+  end
+  rounds = rounds + 1
+until cursor == '0-0' or #out >= want or rounds >= 10
+return out
+)lua";
+
+// XDEL decides which caller redrives: only one of several gets 1.
+// KEYS: dead, lane, known, done. ARGV: dead entry, task bytes, id, type,
+// session, priority, known_ttl
+const std::string redrive_lua = R"lua(
+if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+redis.call('XADD', KEYS[2], '*', 'task', ARGV[2], 'id', ARGV[3],
+  'type', ARGV[4], 'session', ARGV[5], 'priority', ARGV[6],
+  'attempts', 0)
+redis.call('SET', KEYS[3], 'queued', 'PX', ARGV[7])
+return 1
+)lua";
+
+// -- helpers ------------------------------------------------------------------
+
+int64_t to_ms(caf::timespan x) noexcept {
+  using namespace std::chrono;
+  return std::max<int64_t>(duration_cast<milliseconds>(x).count(), 0);
+}
+
+std::string ms_arg(caf::timespan x) {
+  return std::to_string(std::max<int64_t>(to_ms(x), 1));
+}
+
+priority lane_priority(size_t i) noexcept {
+  constexpr priority order[] = {priority::urgent, priority::high,
+                                priority::normal, priority::low};
+  return order[std::min(i, num_lanes - 1)];
+}
+
+bool contains(const std::string& haystack, const char* needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+bool is_nogroup(const caf::error& err) {
+  return err && contains(describe(err), "NOGROUP");
+}
+
+caf::error unexpected_reply(const char* what, const redis_value& x) {
+  return make_error(errc::decode_failed,
+                    fmt::format("unexpected reply to {}: {}", what,
+                                to_string(x)));
+}
+
+// The value of `name` in a stream entry's [field, value, ...] array.
+std::optional<std::string> field_of(const redis_value& fields,
+                                    std::string_view name) {
+  if (!fields.is_array())
+    return std::nullopt;
+  for (size_t i = 0; i + 1 < fields.size(); i += 2)
+    if (fields[i].str == name)
+      return fields[i + 1].str;
+  return std::nullopt;
+}
+
+// The next possible stream id after `id` ("ms-seq"), for exclusive ranges.
+std::string next_stream_id(const std::string& id) {
+  auto dash = id.find('-');
+  if (dash == std::string::npos)
+    return id + "-1";
+  uint64_t seq = 0;
+  auto s = std::string_view{id}.substr(dash + 1);
+  std::from_chars(s.data(), s.data() + s.size(), seq);
+  if (seq == UINT64_MAX) {
+    uint64_t ms = 0;
+    std::from_chars(id.data(), id.data() + dash, ms);
+    return std::to_string(ms + 1) + "-0";
+  }
+  return id.substr(0, dash + 1) + std::to_string(seq + 1);
+}
+
+// A stream task decoded and checked: its id and session end up in keys.
+caf::expected<task> decode_task(const std::optional<std::string>& raw) {
+  if (!raw)
+    return make_error(errc::decode_failed, "stream entry has no task field");
+  auto t = decode<task>(*raw);
+  if (!t)
+    return t;
+  if (auto err = check_id(t->id, "task id"))
+    return make_error(errc::decode_failed, describe(err));
+  if (!t->session.empty())
+    if (auto err = check_id(t->session, "session"))
+      return make_error(errc::decode_failed, describe(err));
+  return t;
+}
+
+std::vector<std::string> entry_fields(const task& t, const std::string& bytes) {
+  return {bytes, t.id, t.type, t.session, to_string(t.priority),
+          std::to_string(t.attempts)};
+}
+
+caf::expected<int64_t> int_of(const caf::expected<redis_value>& r) {
+  if (!r)
+    return r.error();
+  return r->as_int();
+}
+
+} // namespace
+
+const char* to_string(task_store::completion x) noexcept {
+  switch (x) {
+    case task_store::completion::done: return "done";
+    case task_store::completion::already_done: return "already_done";
+  }
+  return "unknown";
+}
+
+// -- construction -------------------------------------------------------------
+
+task_store::task_store(std::shared_ptr<redis_pool> pool, redis_pool blocking,
+                       naming names, settings s)
+  : settings_(std::move(s)),
+    names_(std::move(names)),
+    pool_(std::move(pool)),
+    blocking_(std::move(blocking)) {
+  // nop
+}
+
+caf::expected<std::shared_ptr<task_store>>
+task_store::make(std::shared_ptr<redis_pool> pool, naming names, settings s) {
+  if (!pool)
+    return make_error(errc::invalid_argument, "task_store needs a redis pool");
+  if (s.blocking_connections == 0 || s.max_len == 0 || s.batch == 0
+      || s.dead_max_len == 0 || s.results_max_len == 0)
+    return make_error(errc::invalid_argument,
+                      "task_store settings: blocking_connections, max_len, "
+                      "dead_max_len, results_max_len and batch must be "
+                      "positive");
+  if (s.retry_base.count() <= 0 || s.retry_max < s.retry_base
+      || s.done_ttl.count() <= 0 || s.known_ttl.count() <= 0
+      || s.results_ttl.count() <= 0)
+    return make_error(errc::invalid_argument,
+                      "task_store settings: durations must be positive and "
+                      "retry_max at least retry_base");
+  if (s.delivery_limit == 0)
+    s.delivery_limit = 1;
+  // Blocking reads get connections of their own: a wait of seconds on a
+  // pooled one would starve every short command behind it.
+  auto bs = pool->settings();
+  bs.pool_size = s.blocking_connections;
+  auto blocking = redis_pool::make(std::move(bs));
+  if (!blocking)
+    return std::move(blocking.error());
+  return std::shared_ptr<task_store>{
+    new task_store(std::move(pool), std::move(*blocking), std::move(names),
+                   std::move(s))};
+}
+
+// -- keys ---------------------------------------------------------------------
+
+std::string task_store::done_key(const std::string& task_id) const {
+  return names_.prefix() + ".tasks.done." + task_id;
+}
+
+std::string task_store::known_key(const std::string& task_id) const {
+  return names_.prefix() + ".tasks.known." + task_id;
+}
+
+std::string task_store::delayed_key() const {
+  return names_.prefix() + ".tasks.delayed";
+}
+
+std::string task_store::stats_key() const {
+  return names_.prefix() + ".tasks.stats";
+}
+
+std::vector<std::string> task_store::lanes() const {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < num_lanes; ++i)
+    out.push_back(names_.task_lane(lane_priority(i)));
+  return out;
+}
+
+caf::error task_store::track(caf::error err) {
+  if (is(err, errc::backend_unavailable))
+    store_errors_.fetch_add(1, std::memory_order_relaxed);
+  return err;
+}
+
+caf::timespan task_store::backoff(uint32_t attempts) const noexcept {
+  auto d = settings_.retry_base;
+  for (uint32_t i = 1; i < attempts && d < settings_.retry_max; ++i)
+    d *= 2;
+  return std::min(d, settings_.retry_max);
+}
+
+// -- groups and enqueue -------------------------------------------------------
+
+caf::error task_store::ensure_groups() {
+  for (auto& lane : lanes()) {
+    auto r = pool_->command({"XGROUP", "CREATE", lane, names_.workers_group(),
+                             "0", "MKSTREAM"});
+    if (!r && !contains(describe(r.error()), "BUSYGROUP"))
+      return track(std::move(r.error()));
+  }
+  return caf::none;
+}
+
+caf::expected<std::string> task_store::enqueue(task t) {
+  if (t.id.empty())
+    t.id = new_message_id();
+  else if (auto err = check_id(t.id, "task id"))
+    return err;
+  if (!t.session.empty())
+    if (auto err = check_id(t.session, "session"))
+      return err;
+  t.attempts = 0;
+  auto bytes = encode(t);
+  auto args = entry_fields(t, bytes);
+  args.push_back(std::to_string(settings_.max_len));
+  args.push_back(ms_arg(settings_.known_ttl));
+  auto lane = names_.task_lane(t.priority);
+  auto r = pool_->eval(enqueue_lua,
+                       {lane, known_key(t.id), done_key(t.id), stats_key()},
+                       args);
+  if (!r)
+    return track(std::move(r.error()));
+  if (!r->is_array() || r->size() != 2)
+    return unexpected_reply("the enqueue script", *r);
+  if ((*r)[0].integer == 1)
+    return t.id;
+  auto why = (*r)[1].str;
+  if (why == "full")
+    return make_error(errc::queue_full,
+                      fmt::format("lane '{}' holds {} tasks, its limit", lane,
+                                  settings_.max_len));
+  return make_error(errc::duplicate_id,
+                    fmt::format("task '{}' is already {}", t.id,
+                                why == "done" ? "done"
+                                              : "queued, in flight, waiting "
+                                                "for a retry, dead or done"));
+}
+
+// -- claims -------------------------------------------------------------------
+
+caf::error task_store::bury(redis_connection& conn, size_t lane,
+                            const std::string& entry_id,
+                            const std::string& raw, const std::string& id,
+                            const std::string& reason) {
+  malformed_.fetch_add(1, std::memory_order_relaxed);
+  auto r = conn.eval(bury_lua,
+                     {names_.task_lane(lane_priority(lane)),
+                      names_.tasks_dead(), stats_key()},
+                     {names_.workers_group(), entry_id, raw, id, reason,
+                      std::to_string(settings_.dead_max_len)});
+  if (!r)
+    return track(std::move(r.error()));
+  return caf::none;
+}
+
+caf::expected<std::optional<claimed_task>>
+task_store::claim_on(redis_connection& conn, const std::string& consumer,
+                     std::vector<std::string>* positions) {
+  auto keys = lanes();
+  std::vector<std::string> args{names_.workers_group(), consumer};
+  // Malformed entries are buried and the claim goes on; bounded so that a
+  // lane full of garbage cannot keep one call busy for long.
+  for (size_t round = 0; round < settings_.batch; ++round) {
+    auto r = conn.eval(claim_lua, keys, args);
+    if (!r && is_nogroup(r.error())) {
+      if (auto err = ensure_groups())
+        return err;
+      r = conn.eval(claim_lua, keys, args);
+    }
+    if (!r)
+      return track(std::move(r.error()));
+    if (!r->is_array() || r->size() < 2)
+      return unexpected_reply("the claim script", *r);
+    auto lane = (*r)[0].integer;
+    if (lane == 0) {
+      if (positions) {
+        auto pos = (*r)[1].as_strings();
+        if (!pos || pos->size() != num_lanes)
+          return unexpected_reply("the claim script", *r);
+        *positions = std::move(*pos);
+      }
+      return std::optional<claimed_task>{};
+    }
+    if (r->size() != 3 || lane < 1 || lane > static_cast<int64_t>(num_lanes))
+      return unexpected_reply("the claim script", *r);
+    auto index = static_cast<size_t>(lane - 1);
+    auto& entry_id = (*r)[1].str;
+    auto raw = field_of((*r)[2], "task");
+    auto t = decode_task(raw);
+    if (!t) {
+      if (auto err = bury(conn, index, entry_id, raw.value_or(""),
+                          field_of((*r)[2], "id").value_or(""),
+                          describe(t.error())))
+        return err;
+      continue;
+    }
+    claimed_task c;
+    c.task = std::move(*t);
+    c.task.attempts += 1;
+    c.lane = lane_priority(index);
+    c.entry_id = entry_id;
+    return std::optional<claimed_task>{std::move(c)};
+  }
+  return std::optional<claimed_task>{};
+}
+
+caf::expected<std::optional<claimed_task>>
+task_store::claim(const std::string& consumer) {
+  if (auto err = check_id(consumer, "consumer"))
+    return err;
+  auto conn = pool_->lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  return claim_on(**conn, consumer, nullptr);
+}
+
+caf::expected<std::optional<claimed_task>>
+task_store::wait_claim(const std::string& consumer, caf::timespan timeout) {
+  if (auto err = check_id(consumer, "consumer"))
+    return err;
+  auto deadline = clock_type::now() + timeout;
+  auto conn = blocking_.lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  auto keys = lanes();
+  std::vector<std::string> positions;
+  for (;;) {
+    auto c = claim_on(**conn, consumer, &positions);
+    if (!c || *c)
+      return c;
+    auto left = std::chrono::duration_cast<caf::timespan>(deadline
+                                                          - clock_type::now());
+    if (left < std::chrono::milliseconds(1))
+      return std::optional<claimed_task>{};
+    // A plain XREAD, no group: it only tells that a lane grew past what the
+    // claim saw; the claim script then takes the best entry in priority
+    // order, or finds that another consumer was faster.
+    std::vector<std::string> argv{"XREAD", "COUNT", "1", "BLOCK",
+                                  std::to_string(to_ms(left)), "STREAMS"};
+    argv.insert(argv.end(), keys.begin(), keys.end());
+    argv.insert(argv.end(), positions.begin(), positions.end());
+    auto r = (*conn)->blocking(argv, left);
+    if (!r)
+      return track(std::move(r.error()));
+    if (r->is_nil())
+      return std::optional<claimed_task>{};
+  }
+}
+
+// -- completion and failure ---------------------------------------------------
+
+caf::expected<task_store::completion>
+task_store::complete(const claimed_task& c, const std::string& payload,
+                     const std::string& worker) {
+  const auto& t = c.task;
+  if (auto err = check_id(t.id, "task id"))
+    return err;
+  task_result r;
+  r.task_id = t.id;
+  r.session = t.session;
+  r.status = task_status::done;
+  r.worker = worker;
+  r.payload = payload;
+  r.attempts = t.attempts;
+  r.completed_at = now_ms();
+  std::vector<std::string> keys{names_.task_lane(c.lane), done_key(t.id),
+                                known_key(t.id), stats_key()};
+  if (!t.session.empty()) {
+    auto results = names_.task_results(t.session);
+    if (!results)
+      return std::move(results.error());
+    keys.push_back(std::move(*results));
+  }
+  auto n = int_of(pool_->eval(
+    complete_lua, keys,
+    {names_.workers_group(), c.entry_id, ms_arg(settings_.done_ttl),
+     worker.empty() ? std::string{"-"} : worker, encode(r), t.id,
+     std::to_string(t.attempts), std::to_string(settings_.results_max_len),
+     ms_arg(settings_.results_ttl)}));
+  if (!n)
+    return track(std::move(n.error()));
+  return *n == 1 ? completion::done : completion::already_done;
+}
+
+caf::expected<bool> task_store::is_done(const std::string& task_id) {
+  if (auto err = check_id(task_id, "task id"))
+    return err;
+  auto n = int_of(pool_->command({"EXISTS", done_key(task_id)}));
+  if (!n)
+    return track(std::move(n.error()));
+  return *n == 1;
+}
+
+caf::expected<task_store::failure>
+task_store::bury_task(redis_connection& conn, const claimed_task& c, task t,
+                      const std::string& worker) {
+  failure out;
+  task_result r;
+  r.task_id = t.id;
+  r.session = t.session;
+  r.status = task_status::dead;
+  r.worker = worker;
+  r.error = t.last_error;
+  r.attempts = t.attempts;
+  r.completed_at = now_ms();
+  std::vector<std::string> keys{names_.task_lane(c.lane), names_.tasks_dead(),
+                                done_key(t.id), stats_key()};
+  if (!t.session.empty()) {
+    auto results = names_.task_results(t.session);
+    if (!results)
+      return std::move(results.error());
+    keys.push_back(std::move(*results));
+  }
+  auto n = int_of(conn.eval(
+    dead_lua, keys,
+    {names_.workers_group(), c.entry_id, encode(t), t.id, t.last_error,
+     std::to_string(t.attempts), t.type, t.session, to_string(t.priority),
+     std::to_string(settings_.dead_max_len), encode(r), worker,
+     std::to_string(settings_.results_max_len),
+     ms_arg(settings_.results_ttl)}));
+  if (!n)
+    return track(std::move(n.error()));
+  if (*n == 1)
+    out.dead = std::move(r);
+  else if (*n == 0)
+    out.already_done = true;
+  else
+    out.stale = true;
+  return out;
+}
+
+caf::expected<task_store::failure>
+task_store::fail(const claimed_task& c, const std::string& reason,
+                 int64_t now_ms, const std::string& worker) {
+  auto t = c.task;
+  if (auto err = check_id(t.id, "task id"))
+    return err;
+  t.last_error = reason;
+  auto limit = t.max_attempts > 0 ? t.max_attempts : settings_.delivery_limit;
+  auto conn = pool_->lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  if (t.attempts >= limit)
+    return bury_task(**conn, c, std::move(t), worker);
+  auto due = now_ms + to_ms(backoff(t.attempts));
+  auto n = int_of((*conn)->eval(retry_lua,
+                                {names_.task_lane(c.lane), delayed_key(),
+                                 done_key(t.id), stats_key()},
+                                {names_.workers_group(), c.entry_id,
+                                 std::to_string(due), encode(t)}));
+  if (!n)
+    return track(std::move(n.error()));
+  failure out;
+  if (*n == 1)
+    out.retry_at = due;
+  else if (*n == 0)
+    out.already_done = true;
+  else
+    out.stale = true;
+  return out;
+}
+
+caf::expected<bool> task_store::release(const claimed_task& c) {
+  auto t = c.task;
+  t.attempts = t.attempts > 0 ? t.attempts - 1 : 0;
+  auto args = entry_fields(t, encode(t));
+  args.insert(args.begin(), {names_.workers_group(), c.entry_id});
+  auto n = int_of(pool_->eval(release_lua, {names_.task_lane(c.lane)}, args));
+  if (!n)
+    return track(std::move(n.error()));
+  return *n == 1;
+}
+
+caf::error task_store::ack_done(const claimed_task& c) {
+  auto r = pool_->eval(ack_lua, {names_.task_lane(c.lane)},
+                       {names_.workers_group(), c.entry_id});
+  if (!r)
+    return track(std::move(r.error()));
+  return caf::none;
+}
+
+// -- retries ------------------------------------------------------------------
+
+caf::expected<size_t> task_store::promote_due(int64_t now_ms) {
+  auto conn = pool_->lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  size_t moved = 0;
+  for (;;) {
+    auto r = (*conn)->command({"ZRANGEBYSCORE", delayed_key(), "-inf",
+                               std::to_string(now_ms), "LIMIT", "0",
+                               std::to_string(settings_.batch)});
+    if (!r)
+      return track(std::move(r.error()));
+    auto members = r->as_strings();
+    if (!members)
+      return unexpected_reply("ZRANGEBYSCORE", *r);
+    for (auto& m : *members) {
+      auto t = decode_task(m);
+      caf::expected<redis_value> x{redis_value{}};
+      if (!t) {
+        malformed_.fetch_add(1, std::memory_order_relaxed);
+        x = (*conn)->eval(promote_bury_lua,
+                          {delayed_key(), names_.tasks_dead(), stats_key()},
+                          {m, describe(t.error()),
+                           std::to_string(settings_.dead_max_len)});
+      } else {
+        auto args = entry_fields(*t, m);
+        x = (*conn)->eval(promote_lua,
+                          {delayed_key(), names_.task_lane(t->priority),
+                           done_key(t->id)},
+                          args);
+      }
+      if (!x)
+        return track(std::move(x.error()));
+      if (t && x->integer == 1)
+        ++moved;
+    }
+    if (members->size() < settings_.batch)
+      return moved;
+  }
+}
+
+caf::expected<std::optional<int64_t>> task_store::next_due() {
+  auto r = pool_->command({"ZRANGE", delayed_key(), "0", "0", "WITHSCORES"});
+  if (!r)
+    return track(std::move(r.error()));
+  if (!r->is_array() || r->size() < 2)
+    return std::optional<int64_t>{};
+  auto score = (*r)[1].as_double();
+  if (!score)
+    return std::move(score.error());
+  return std::optional<int64_t>{static_cast<int64_t>(*score)};
+}
+
+// -- reclaim ------------------------------------------------------------------
+
+caf::expected<task_store::reclaimed>
+task_store::reclaim(const std::string& consumer, caf::timespan min_idle) {
+  if (auto err = check_id(consumer, "consumer"))
+    return err;
+  auto conn = pool_->lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  reclaimed out;
+  for (size_t i = 0; i < num_lanes; ++i) {
+    std::vector<std::string> keys{names_.task_lane(lane_priority(i))};
+    std::vector<std::string> args{names_.workers_group(), consumer,
+                                  std::to_string(to_ms(min_idle)),
+                                  std::to_string(settings_.batch)};
+    auto r = (*conn)->eval(reclaim_lua, keys, args);
+    if (!r && is_nogroup(r.error())) {
+      // Nothing can be pending in a group that does not exist.
+      if (auto err = ensure_groups())
+        return err;
+      continue;
+    }
+    if (!r)
+      return track(std::move(r.error()));
+    if (!r->is_array())
+      return unexpected_reply("the reclaim script", *r);
+    for (auto& e : r->elements) {
+      if (!e.is_array() || e.size() != 3)
+        return unexpected_reply("the reclaim script", *r);
+      auto& entry_id = e[0].str;
+      auto raw = field_of(e[1], "task");
+      auto t = decode_task(raw);
+      if (!t) {
+        if (auto err = bury(**conn, i, entry_id, raw.value_or(""),
+                            field_of(e[1], "id").value_or(""),
+                            describe(t.error())))
+          return err;
+        continue;
+      }
+      claimed_task c;
+      c.task = std::move(*t);
+      c.task.attempts += static_cast<uint32_t>(std::max<int64_t>(e[2].integer,
+                                                                 1));
+      c.lane = lane_priority(i);
+      c.entry_id = entry_id;
+      auto limit = c.task.max_attempts > 0 ? c.task.max_attempts
+                                           : settings_.delivery_limit;
+      if (c.task.attempts <= limit) {
+        out.tasks.push_back(std::move(c));
+        continue;
+      }
+      // The deliveries that happened, not the one this reclaim would be.
+      auto dead = c.task;
+      dead.attempts -= 1;
+      dead.last_error = fmt::format("delivery limit of {} reached: delivery "
+                                    "{} was not finished within {} ms (its "
+                                    "worker or node stopped answering)",
+                                    limit, dead.attempts, to_ms(min_idle));
+      auto f = bury_task(**conn, c, std::move(dead), consumer);
+      if (!f)
+        return std::move(f.error());
+      if (f->dead)
+        out.dead.push_back(std::move(*f->dead));
+    }
+  }
+  return out;
+}
+
+// -- dead letters -------------------------------------------------------------
+
+caf::expected<std::vector<task>> task_store::dead_letters(size_t limit) {
+  std::vector<task> out;
+  if (limit == 0)
+    return out;
+  auto r = pool_->command({"XRANGE", names_.tasks_dead(), "-", "+", "COUNT",
+                           std::to_string(limit)});
+  if (!r)
+    return track(std::move(r.error()));
+  for (auto& e : r->elements) {
+    if (!e.is_array() || e.size() != 2)
+      return unexpected_reply("XRANGE", *r);
+    auto raw = field_of(e[1], "task");
+    auto t = decode_task(raw);
+    if (t) {
+      out.push_back(std::move(*t));
+      continue;
+    }
+    task bad;
+    bad.id = field_of(e[1], "id").value_or("");
+    bad.payload = raw.value_or("");
+    bad.last_error = field_of(e[1], "reason").value_or(describe(t.error()));
+    bad.headers["dead_entry"] = e[0].str;
+    bad.headers["malformed"] = "true";
+    out.push_back(std::move(bad));
+  }
+  return out;
+}
+
+caf::expected<size_t> task_store::redrive(const std::string& task_id) {
+  if (!task_id.empty())
+    if (auto err = check_id(task_id, "task id"))
+      return err;
+  auto conn = pool_->lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  size_t moved = 0;
+  std::string from = "-";
+  for (;;) {
+    auto r = (*conn)->command({"XRANGE", names_.tasks_dead(), from, "+",
+                               "COUNT", std::to_string(settings_.batch)});
+    if (!r)
+      return track(std::move(r.error()));
+    for (auto& e : r->elements) {
+      if (!e.is_array() || e.size() != 2)
+        return unexpected_reply("XRANGE", *r);
+      from = next_stream_id(e[0].str);
+      if (!task_id.empty() && field_of(e[1], "id") != task_id)
+        continue;
+      // Undecodable dead letters stay for an operator to inspect.
+      auto t = decode_task(field_of(e[1], "task"));
+      if (!t)
+        continue;
+      t->attempts = 0;
+      auto bytes = encode(*t);
+      auto args = entry_fields(*t, bytes);
+      args.pop_back(); // attempts: the script writes 0
+      args.insert(args.begin(), e[0].str);
+      args.push_back(ms_arg(settings_.known_ttl));
+      auto n = int_of((*conn)->eval(redrive_lua,
+                                    {names_.tasks_dead(),
+                                     names_.task_lane(t->priority),
+                                     known_key(t->id), done_key(t->id)},
+                                    args));
+      if (!n)
+        return track(std::move(n.error()));
+      if (*n == 1)
+        ++moved;
+    }
+    if (r->size() < settings_.batch)
+      break;
+  }
+  if (moved == 0 && !task_id.empty())
+    return make_error(errc::not_found,
+                      "no dead letter with task id '" + task_id + "'");
+  return moved;
+}
+
+// -- statistics ---------------------------------------------------------------
+
+caf::expected<queue_stats> task_store::stats() {
+  std::vector<std::vector<std::string>> cmds;
+  auto keys = lanes();
+  for (auto& lane : keys) {
+    cmds.push_back({"XLEN", lane});
+    cmds.push_back({"XPENDING", lane, names_.workers_group()});
+  }
+  cmds.push_back({"ZCARD", delayed_key()});
+  cmds.push_back({"XLEN", names_.tasks_dead()});
+  cmds.push_back({"HGETALL", stats_key()});
+  auto r = pool_->pipeline(cmds);
+  if (!r)
+    return track(std::move(r.error()));
+  auto& xs = *r;
+  auto num = [](const redis_value& x) -> uint64_t {
+    if (x.is_error())
+      return 0;
+    auto n = x.as_int();
+    return n && *n > 0 ? static_cast<uint64_t>(*n) : 0;
+  };
+  queue_stats s;
+  for (size_t i = 0; i < num_lanes; ++i) {
+    auto len = num(xs[2 * i]);
+    auto& p = xs[2 * i + 1];
+    // NOGROUP (lane not created yet) means nothing is pending.
+    uint64_t pending = p.is_array() && p.size() > 0 ? num(p[0]) : 0;
+    s.depth.push_back(len > pending ? len - pending : 0);
+    s.in_flight += pending;
+  }
+  s.delayed = num(xs[2 * num_lanes]);
+  s.dead = num(xs[2 * num_lanes + 1]);
+  auto& h = xs[2 * num_lanes + 2];
+  for (size_t i = 0; h.is_array() && i + 1 < h.size(); i += 2) {
+    auto v = num(h[i + 1]);
+    if (h[i].str == "done")
+      s.done = v;
+    else if (h[i].str == "retried")
+      s.retried = v;
+    else if (h[i].str == "enqueued")
+      s.enqueued = v;
+  }
+  return s;
+}
+
+caf::expected<std::map<std::string, uint64_t>>
+task_store::pending_per_consumer() {
+  std::vector<std::vector<std::string>> cmds;
+  for (auto& lane : lanes())
+    cmds.push_back({"XPENDING", lane, names_.workers_group()});
+  auto r = pool_->pipeline(cmds);
+  if (!r)
+    return track(std::move(r.error()));
+  std::map<std::string, uint64_t> out;
+  for (auto& p : *r) {
+    if (!p.is_array() || p.size() < 4 || !p[3].is_array())
+      continue;
+    for (auto& c : p[3].elements) {
+      if (!c.is_array() || c.size() != 2)
+        continue;
+      auto n = c[1].as_int();
+      if (n && *n > 0)
+        out[c[0].str] += static_cast<uint64_t>(*n);
+    }
+  }
+  return out;
+}
+
+// -- results ------------------------------------------------------------------
+
+namespace {
+
+// Appends the results of an XREAD/XRANGE entry list; returns the last id.
+std::string append_results(const redis_value& entries,
+                           std::vector<task_result>& out, size_t limit,
+                           std::atomic<uint64_t>& malformed) {
+  std::string last;
+  for (auto& e : entries.elements) {
+    if (out.size() >= limit)
+      break;
+    if (!e.is_array() || e.size() != 2)
+      continue;
+    last = e[0].str;
+    auto raw = field_of(e[1], "result");
+    auto r = raw ? decode<task_result>(*raw)
+                 : caf::expected<task_result>{
+                   make_error(errc::decode_failed, "no result field")};
+    if (!r) {
+      malformed.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    out.push_back(std::move(*r));
+  }
+  return last;
+}
+
+} // namespace
+
+caf::expected<task_store::result_batch>
+task_store::results_since(const std::string& session,
+                          const std::string& last_id, size_t limit) {
+  auto key = names_.task_results(session);
+  if (!key)
+    return std::move(key.error());
+  result_batch out;
+  out.last_id = last_id.empty() || last_id == "0" ? "0-0" : last_id;
+  if (limit == 0)
+    return out;
+  auto r = pool_->command({"XRANGE", *key, next_stream_id(out.last_id), "+",
+                           "COUNT", std::to_string(limit)});
+  if (!r)
+    return track(std::move(r.error()));
+  auto last = append_results(*r, out.results, limit, malformed_);
+  if (!last.empty())
+    out.last_id = std::move(last);
+  return out;
+}
+
+caf::expected<task_store::result_batch>
+task_store::collect(const std::string& session, size_t n,
+                    caf::timespan timeout, const std::string& from) {
+  auto key = names_.task_results(session);
+  if (!key)
+    return std::move(key.error());
+  result_batch out;
+  out.last_id = from.empty() || from == "0" ? "0-0" : from;
+  if (n == 0)
+    return out;
+  auto deadline = clock_type::now() + timeout;
+  auto conn = blocking_.lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  while (out.results.size() < n) {
+    auto left = std::chrono::duration_cast<caf::timespan>(deadline
+                                                          - clock_type::now());
+    auto want = std::to_string(n - out.results.size());
+    caf::expected<redis_value> r{redis_value{}};
+    if (left < std::chrono::milliseconds(1))
+      r = (*conn)->command({"XREAD", "COUNT", want, "STREAMS", *key,
+                            out.last_id});
+    else
+      r = (*conn)->blocking({"XREAD", "COUNT", want, "BLOCK",
+                             std::to_string(to_ms(left)), "STREAMS", *key,
+                             out.last_id},
+                            left);
+    if (!r)
+      return track(std::move(r.error()));
+    if (r->is_nil() || !r->is_array() || r->size() == 0) {
+      if (left < std::chrono::milliseconds(1))
+        break;
+      continue;
+    }
+    auto& stream = (*r)[0];
+    if (!stream.is_array() || stream.size() != 2)
+      return unexpected_reply("XREAD", *r);
+    auto last = append_results(stream[1], out.results, n, malformed_);
+    if (!last.empty())
+      out.last_id = std::move(last);
+    if (left < std::chrono::milliseconds(1))
+      break;
+  }
+  return out;
+}
+
+} // namespace nova
