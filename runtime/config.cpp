@@ -36,10 +36,23 @@ caf::expected<bus_kind> parse_bus(const std::string& v) {
                     "bus '" + v + "' is not one of memory|nats");
 }
 
+caf::expected<store_kind> parse_store(const std::string& v) {
+  if (v == "memory")
+    return store_kind::memory;
+  if (v == "redis" || v == "dragonfly")
+    return store_kind::redis;
+  return make_error(errc::invalid_argument,
+                    "store '" + v + "' is not one of memory|redis");
+}
+
 } // namespace
 
 const char* to_string(bus_kind x) noexcept {
   return x == bus_kind::nats ? "nats" : "memory";
+}
+
+const char* to_string(store_kind x) noexcept {
+  return x == store_kind::redis ? "redis" : "memory";
 }
 
 caf::expected<config> config::from_env() {
@@ -53,6 +66,13 @@ caf::expected<config> config::from_env() {
       return make_error(errc::invalid_argument,
                         "MESSAGE_BUS: " + describe(b.error()));
     cfg.bus = *b;
+  }
+  if (auto v = get("NOVA_STORE")) {
+    auto st = parse_store(v);
+    if (!st)
+      return make_error(errc::invalid_argument,
+                        "NOVA_STORE: " + describe(st.error()));
+    cfg.store = *st;
   }
   if (auto v = get("NATS_URL"))
     cfg.nats_url = v;
@@ -116,6 +136,18 @@ void config::add_flags(CLI::App& app) {
   app.add_option("--outbox", limits.outbox_capacity,
                  "Envelopes that may wait while NATS is unreachable")
     ->capture_default_str();
+  app
+    .add_option_function<std::string>(
+      "--store",
+      [this](const std::string& v) {
+        auto st = parse_store(v);
+        if (!st)
+          throw CLI::ValidationError("--store", describe(st.error()));
+        store = *st;
+      },
+      "Task queue store: memory (this process) | redis (DragonflyDB at "
+      "--dragonfly-url, shared by the cluster) (env NOVA_STORE)")
+    ->default_str(to_string(store));
   app.add_option("--dragonfly-url", dragonfly_url,
                  "redis://[:password@]host:port[/db] (env DRAGONFLY_URL)")
     ->capture_default_str();

@@ -18,6 +18,12 @@ enum class bus_kind { memory, nats };
 
 [[nodiscard]] const char* to_string(bus_kind x) noexcept;
 
+/// Where the task queue lives: in this process, or in DragonflyDB (any
+/// server speaking the Redis protocol), shared by every node.
+enum class store_kind { memory, redis };
+
+[[nodiscard]] const char* to_string(store_kind x) noexcept;
+
 /// A node's configuration. Defaults, then environment variables, then
 /// command-line flags, each overriding the one before.
 struct config {
@@ -36,6 +42,7 @@ struct config {
   /// Write every NATS publish at once (lowest latency); off, nats.c buffers
   /// and flushes about every millisecond (highest throughput).
   bool nats_send_asap = true;
+  store_kind store = store_kind::memory;
   std::string dragonfly_url = "redis://127.0.0.1:6379";
   std::string prefix = "nova";
   /// Scheduler threads; 0 means one per core.
@@ -45,7 +52,8 @@ struct config {
   caf::timespan drain_timeout = std::chrono::seconds(10);
   std::string log_level = "info";
 
-  /// Reads NOVA_NODE_ID, MESSAGE_BUS, NATS_URL, DRAGONFLY_URL, NOVA_PREFIX,
+  /// Reads NOVA_NODE_ID, MESSAGE_BUS, NOVA_STORE, NATS_URL, DRAGONFLY_URL,
+  /// NOVA_PREFIX,
   /// NOVA_HEARTBEAT_MS, NOVA_MAX_PAYLOAD, NOVA_LOG_LEVEL over the defaults.
   /// An invalid value is an error naming the variable.
   [[nodiscard]] static caf::expected<config> from_env();

@@ -13,6 +13,9 @@
 #include "actors/gateway.hpp"
 #include "actors/outbound.hpp"
 #include "actors/presence_monitor.hpp"
+#include "actors/stream_task_queue_actor.hpp"
+#include "cluster/naming.hpp"
+#include "cluster/redis_client.hpp"
 #include "actors/task_queue_actor.hpp"
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
@@ -74,7 +77,26 @@ node::node(config cfg) : cfg_(std::move(cfg)) {
   ctx_ = std::make_shared<runtime_context>();
   ctx_->node_id = cfg_.node_id;
   ctx_->limits = cfg_.limits;
-  ctx_->tasks = spawn_task_queue(*system_, ctx_);
+  if (cfg_.store == store_kind::redis) {
+    auto rs = redis_settings::from_url(cfg_.dragonfly_url);
+    if (!rs)
+      throw std::invalid_argument("--dragonfly-url: " + describe(rs.error()));
+    // Lazy: the node starts while the store is down and connects later.
+    auto pool = redis_pool::make(*rs);
+    if (!pool)
+      throw std::invalid_argument("--dragonfly-url: "
+                                  + describe(pool.error()));
+    auto names = naming::make(cfg_.prefix);
+    auto store = task_store::make(
+      std::make_shared<redis_pool>(std::move(*pool)), *names,
+      task_store_settings(cfg_.limits));
+    if (!store)
+      throw std::invalid_argument("cannot set up the task store: "
+                                  + describe(store.error()));
+    ctx_->tasks = spawn_stream_task_queue(*system_, ctx_, std::move(*store));
+  } else {
+    ctx_->tasks = spawn_task_queue(*system_, ctx_);
+  }
   ctx_->presence = spawn_presence_monitor(*system_, ctx_);
   if (cfg_.bus == bus_kind::nats) {
     if (auto err = start_nats_gateway(*system_, ctx_, *nats, cfg_.prefix)) {

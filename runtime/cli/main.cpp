@@ -81,9 +81,10 @@ int run_node(nova::config cfg, const std::vector<std::string>& spawns,
                   << "': " << nova::describe(err) << "\n";
         return 2;
       }
-    spdlog::info("node '{}' running on the {} bus with {} Novas; Ctrl-C "
-                 "stops it",
-                 cfg.node_id, nova::to_string(cfg.bus), n.novas().size());
+    spdlog::info("node '{}' running on the {} bus with {} Novas (task "
+                 "store: {}); Ctrl-C stops it",
+                 cfg.node_id, nova::to_string(cfg.bus), n.novas().size(),
+                 nova::to_string(cfg.store));
     return n.run();
   } catch (const std::exception& e) {
     std::cerr << "nova node: " << e.what() << "\n";

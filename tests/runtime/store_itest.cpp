@@ -1,0 +1,127 @@
+#include <set>
+
+#include <catch2/catch.hpp>
+
+#include "messages/errc.hpp"
+#include "runtime/node.hpp"
+#include "support/redis_server.hpp"
+#include "support/sink.hpp"
+#include "support/test_node.hpp"
+
+using namespace nova;
+using namespace std::chrono_literals;
+using nova::testing::fresh_prefix;
+using nova::testing::redis_server;
+
+namespace {
+
+using task_sink = std::shared_ptr<nova::testing::sink<task>>;
+
+class store_worker : public agent {
+public:
+  store_worker(caf::actor_config& cfg, agent_init init, task_sink seen)
+    : agent(cfg, std::move(init)), seen_(std::move(seen)) {
+    // nop
+  }
+
+protected:
+  caf::expected<std::string> on_task(const task& t) override {
+    seen_->push(t);
+    if (t.type == "fail")
+      return make_error(errc::handler_failed, "told to fail");
+    return context().node_id + ":" + t.payload;
+  }
+
+private:
+  task_sink seen_;
+};
+
+config store_config(const std::string& node_id, const std::string& url,
+                    const std::string& prefix) {
+  auto cfg = nova::testing::test_config();
+  cfg.node_id = node_id;
+  cfg.store = store_kind::redis;
+  cfg.dragonfly_url = url;
+  cfg.prefix = prefix;
+  return cfg;
+}
+
+} // namespace
+
+TEST_CASE("with the redis store, tasks enqueued on one node run once on "
+          "workers of another",
+          "[store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto pfx = fresh_prefix();
+  node a{store_config("node-a", srv.url(), pfx)};
+  node b{store_config("node-b", srv.url(), pfx)};
+  auto seen = std::make_shared<nova::testing::sink<task>>();
+  agent_options work;
+  work.worker = true;
+  for (int i = 0; i < 3; ++i)
+    REQUIRE(b.spawn<store_worker>("w" + std::to_string(i), work, seen));
+  constexpr int count = 100;
+  for (int i = 0; i < count; ++i)
+    REQUIRE(a.enqueue("t", std::to_string(i), priority::normal, "shared"));
+  auto results = a.collect("shared", count, 20s);
+  REQUIRE(results);
+  REQUIRE(results->size() == count);
+  std::set<std::string> ids;
+  for (const auto& r : *results) {
+    ids.insert(r.task_id);
+    CHECK(r.status == task_status::done);
+    CHECK(r.payload.rfind("node-b:", 0) == 0);
+  }
+  CHECK(ids.size() == count);
+  CHECK(seen->size() == count);
+  auto st = a.task_stats();
+  REQUIRE(st);
+  CHECK(st->in_flight == 0);
+  // A duplicate id is refused cluster-wide.
+  task t;
+  t.id = "only-once";
+  REQUIRE(a.enqueue(t));
+  CHECK(is(b.enqueue(t).error(), errc::duplicate_id));
+}
+
+TEST_CASE("with the redis store, a failing task becomes a dead letter that "
+          "every node sees and can re-drive",
+          "[store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto pfx = fresh_prefix();
+  node a{store_config("node-a", srv.url(), pfx)};
+  node b{store_config("node-b", srv.url(), pfx)};
+  auto seen = std::make_shared<nova::testing::sink<task>>();
+  agent_options work;
+  work.worker = true;
+  REQUIRE(b.spawn<store_worker>("w", work, seen));
+  auto id = a.enqueue("fail", "x", priority::high, "doomed");
+  REQUIRE(id);
+  auto results = a.collect("doomed", 1, 20s);
+  REQUIRE(results);
+  REQUIRE(results->size() == 1);
+  CHECK((*results)[0].status == task_status::dead);
+  CHECK((*results)[0].attempts == 3);
+  auto dead = a.dead_letters();
+  REQUIRE(dead);
+  REQUIRE(dead->size() == 1);
+  CHECK((*dead)[0].id == *id);
+  CHECK(b.dead_letters()->size() == 1);
+  auto moved = a.redrive(*id);
+  REQUIRE(moved);
+  CHECK(*moved == 1);
+  REQUIRE(seen->wait_for(6, 20s).size() == 6);
+}
+
+TEST_CASE("a node with an unreachable store starts and reports clear errors",
+          "[store]") {
+  auto cfg = store_config("node-x", "redis://127.0.0.1:1", fresh_prefix());
+  cfg.limits.request_timeout = 3s;
+  node n{cfg};
+  auto r = n.enqueue("t", "x");
+  REQUIRE(!r);
+  CHECK(is(r.error(), errc::backend_unavailable));
+  CHECK(n.novas().empty());
+}
