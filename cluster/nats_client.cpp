@@ -1,5 +1,7 @@
 #include "cluster/nats_client.hpp"
 
+#include "cluster/c_handle.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <climits>
@@ -28,49 +30,17 @@ namespace {
 
 // -- handles ------------------------------------------------------------------
 
-struct options_deleter {
-  void operator()(natsOptions* p) const noexcept {
-    natsOptions_Destroy(p);
-  }
-};
+void free_c_array(const char** p) noexcept {
+  std::free(static_cast<void*>(p));
+}
 
-struct connection_deleter {
-  void operator()(natsConnection* p) const noexcept {
-    natsConnection_Destroy(p);
-  }
-};
-
-struct subscription_deleter {
-  void operator()(natsSubscription* p) const noexcept {
-    natsSubscription_Destroy(p);
-  }
-};
-
-struct msg_deleter {
-  void operator()(natsMsg* p) const noexcept {
-    natsMsg_Destroy(p);
-  }
-};
-
-struct inbox_deleter {
-  void operator()(natsInbox* p) const noexcept {
-    natsInbox_Destroy(p);
-  }
-};
-
+using options_ptr = c_handle<natsOptions, natsOptions_Destroy>;
+using connection_ptr = c_handle<natsConnection, natsConnection_Destroy>;
+using subscription_ptr = c_handle<natsSubscription, natsSubscription_Destroy>;
+using msg_ptr = c_handle<natsMsg, natsMsg_Destroy>;
+using inbox_ptr = c_handle<natsInbox, natsInbox_Destroy>;
 // Arrays nats.c allocates and the caller frees with free().
-struct c_array_deleter {
-  void operator()(const char** p) const noexcept {
-    std::free(static_cast<void*>(p));
-  }
-};
-
-using options_ptr = std::unique_ptr<natsOptions, options_deleter>;
-using connection_ptr = std::unique_ptr<natsConnection, connection_deleter>;
-using subscription_ptr = std::unique_ptr<natsSubscription, subscription_deleter>;
-using msg_ptr = std::unique_ptr<natsMsg, msg_deleter>;
-using inbox_ptr = std::unique_ptr<natsInbox, inbox_deleter>;
-using c_array_ptr = std::unique_ptr<const char*, c_array_deleter>;
+using c_array_ptr = c_handle<const char*, free_c_array>;
 
 // How long ~nats_subscription waits for a running handler to return.
 constexpr auto handler_grace = std::chrono::seconds(10);

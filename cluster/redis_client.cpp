@@ -1,5 +1,7 @@
 #include "cluster/redis_client.hpp"
 
+#include "cluster/c_handle.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -32,20 +34,12 @@ using clock_type = std::chrono::steady_clock;
 
 // -- handles ------------------------------------------------------------------
 
-struct context_deleter {
-  void operator()(redisContext* p) const noexcept {
-    redisFree(p);
-  }
-};
+void free_reply(redisReply* p) noexcept {
+  freeReplyObject(p);
+}
 
-struct reply_deleter {
-  void operator()(redisReply* p) const noexcept {
-    freeReplyObject(p);
-  }
-};
-
-using context_ptr = std::unique_ptr<redisContext, context_deleter>;
-using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
+using context_ptr = c_handle<redisContext, redisFree>;
+using reply_ptr = c_handle<redisReply, free_reply>;
 
 // hiredis 0.14 writes with write(2), which raises SIGPIPE on a socket the
 // server has closed, and SIGPIPE's default action ends the process. Block it
