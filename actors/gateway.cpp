@@ -110,13 +110,17 @@ public:
     return names_;
   }
 
+  /// Only fan-out traffic comes back to its own node and needs `Nova-Node`.
+  static bool fan_out_kind(kind k) noexcept {
+    return k == kind::broadcast || k == kind::multicast || k == kind::event
+           || k == kind::emergency;
+  }
+
   nova::headers headers_for(const envelope& env) const {
     nova::headers hs;
     hs[nats_headers::msg_id] = env.id;
     hs[nats_headers::correlation_id] = env.correlation_id;
-    // Only fan-out traffic comes back to its own node.
-    if (env.kind == kind::broadcast || env.kind == kind::multicast
-        || env.kind == kind::event || env.kind == kind::emergency)
+    if (fan_out_kind(env.kind))
       hs[nats_headers::node] = ctx_->node_id;
     return hs;
   }
@@ -135,7 +139,7 @@ public:
     auto subject = subject_for(env);
     if (!subject)
       return subject.error();
-    return send_or_queue(std::move(*subject), encode(env), headers_for(env));
+    return send_or_queue(std::move(*subject), env);
   }
 
   caf::error publish_any(const std::string& capability,
@@ -143,7 +147,7 @@ public:
     auto subject = names_.capability(capability);
     if (!subject)
       return subject.error();
-    return send_or_queue(std::move(*subject), encode(env), headers_for(env));
+    return send_or_queue(std::move(*subject), env);
   }
 
   bool knows(const std::string& nova_id) const override {
@@ -289,13 +293,21 @@ private:
     return clock::now() - r.seen <= hb + hb / 2;
   }
 
-  caf::error send_or_queue(std::string subject, std::string data,
-                           nova::headers hs) {
+  caf::error send_or_queue(std::string subject, const envelope& env) {
+    auto data = encode(env);
     std::lock_guard guard{outbox_mtx_};
     if (connected_ && outbox_.empty()) {
+      // The hot path: headers straight from the envelope, no map.
+      nats_client::header_ref refs[] = {
+        {nats_headers::msg_id, env.id.c_str()},
+        {nats_headers::correlation_id, env.correlation_id.c_str()},
+        {nats_headers::node, ctx_->node_id.c_str()},
+      };
+      size_t n = fan_out_kind(env.kind) ? 3 : 2;
       caf::error err;
-      bool have = with_client(
-        [&](nats_client& c) { err = c.publish(subject, data, hs); });
+      bool have = with_client([&](nats_client& c) {
+        err = c.publish_trusted(subject, data, refs, n);
+      });
       if (have && !err) {
         ctx_->stats.add(counter::wire_out);
         return caf::none;
@@ -313,7 +325,7 @@ private:
     }
     flushed_any_ = true;
     outbox_.push_back(queued{std::move(subject), std::move(data),
-                             std::move(hs)});
+                             headers_for(env)});
     return caf::none;
   }
 

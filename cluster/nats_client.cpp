@@ -816,6 +816,33 @@ caf::error nats_client::publish(const std::string& subject,
   return caf::none;
 }
 
+caf::error nats_client::publish_trusted(const std::string& subject,
+                                        std::string_view data,
+                                        const header_ref* hdrs, size_t count,
+                                        const std::string& reply) {
+  if (auto err = check_subject("NATS subject", subject, false))
+    return err;
+  if (auto err = check_payload(data))
+    return err;
+  natsMsg* raw = nullptr;
+  auto st = natsMsg_Create(&raw, subject.c_str(),
+                           reply.empty() ? nullptr : reply.c_str(),
+                           data.data(), static_cast<int>(data.size()));
+  msg_ptr msg{raw};
+  if (st != NATS_OK)
+    return to_error(st, fmt::format("cannot build a message for '{}'",
+                                    subject));
+  for (size_t i = 0; i < count; ++i)
+    if (auto hs = natsMsgHeader_Set(msg.get(), hdrs[i].key, hdrs[i].value);
+        hs != NATS_OK)
+      return to_error(hs, fmt::format("cannot set NATS header '{}'",
+                                      hdrs[i].key));
+  st = natsConnection_PublishMsg(impl_->conn.get(), msg.get());
+  if (st != NATS_OK)
+    return to_error(st, fmt::format("publish to '{}'", subject));
+  return caf::none;
+}
+
 caf::expected<std::unique_ptr<nats_subscription>>
 nats_client::subscribe(const std::string& subject, message_handler f,
                        const std::string& queue_group) {

@@ -154,6 +154,19 @@ public:
                      const nova::headers& hdrs = {},
                      const std::string& reply = {});
 
+  /// One NATS header as NUL-terminated strings the caller keeps alive for
+  /// the call; for hot paths that should not build a `nova::headers` map.
+  struct header_ref {
+    const char* key;
+    const char* value;
+  };
+
+  /// As `publish`, with headers the caller vouches for (printable keys,
+  /// values without CR, LF or NUL): they are not checked again.
+  caf::error publish_trusted(const std::string& subject, std::string_view data,
+                             const header_ref* hdrs, size_t count,
+                             const std::string& reply = {});
+
   /// `subject` may use `*` and `>` wildcards. The server knows about the
   /// subscription once a later `flush` returns.
   [[nodiscard]] caf::expected<std::unique_ptr<nats_subscription>>

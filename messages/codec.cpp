@@ -234,6 +234,76 @@ caf::expected<event> from_proto(const v1::Event& x) {
 
 namespace {
 
+void put_varint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+void put_tag(std::string& out, uint32_t field, uint32_t wire_type) {
+  put_varint(out, (field << 3) | wire_type);
+}
+
+void put_bytes(std::string& out, uint32_t field, std::string_view x) {
+  if (x.empty())
+    return; // proto3 omits defaults
+  put_tag(out, field, 2);
+  put_varint(out, x.size());
+  out.append(x.data(), x.size());
+}
+
+void put_int(std::string& out, uint32_t field, int64_t x) {
+  if (x == 0)
+    return;
+  put_tag(out, field, 0);
+  put_varint(out, static_cast<uint64_t>(x));
+}
+
+size_t varint_size(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+} // namespace
+
+std::string encode(const envelope& x) {
+  std::string out;
+  out.reserve(96 + x.id.size() + x.from.size() + x.to.size()
+              + x.correlation_id.size() + x.subject.size()
+              + x.content_type.size() + x.payload.size());
+  put_bytes(out, 1, x.id.view());
+  put_bytes(out, 2, x.from);
+  put_bytes(out, 3, x.to);
+  put_int(out, 4, static_cast<int64_t>(x.kind));
+  put_int(out, 5, static_cast<int64_t>(x.priority));
+  put_bytes(out, 6, x.correlation_id.view());
+  put_int(out, 7, x.created_at);
+  put_bytes(out, 8, x.subject);
+  put_bytes(out, 9, x.content_type);
+  put_bytes(out, 10, x.payload);
+  for (const auto& [k, v] : x.headers) {
+    // A map entry is a message with the key as field 1, the value as 2.
+    size_t len = 0;
+    if (!k.empty())
+      len += 1 + varint_size(k.size()) + k.size();
+    if (!v.empty())
+      len += 1 + varint_size(v.size()) + v.size();
+    put_tag(out, 11, 2);
+    put_varint(out, len);
+    put_bytes(out, 1, k);
+    put_bytes(out, 2, v);
+  }
+  return out;
+}
+
+namespace {
+
 template <class T>
 struct proto_of;
 template <>
