@@ -384,12 +384,158 @@ caf::expected<T> from_json(std::string_view json) {
   return from_proto(msg);
 }
 
+namespace {
+
+/// A cursor over protobuf wire bytes; every read is bounds-checked.
+struct wire_reader {
+  std::string_view in;
+  size_t pos = 0;
+
+  bool varint(uint64_t& out) {
+    out = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos >= in.size())
+        return false;
+      auto b = static_cast<uint8_t>(in[pos++]);
+      out |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if ((b & 0x80) == 0)
+        return true;
+    }
+    return false;
+  }
+
+  bool bytes(std::string_view& out) {
+    uint64_t len = 0;
+    if (!varint(len) || len > in.size() - pos)
+      return false;
+    out = in.substr(pos, len);
+    pos += len;
+    return true;
+  }
+
+  bool skip(uint32_t wire_type) {
+    uint64_t v = 0;
+    std::string_view b;
+    switch (wire_type) {
+      case 0: return varint(v);
+      case 1: return (pos += 8) <= in.size();
+      case 2: return bytes(b);
+      case 5: return (pos += 4) <= in.size();
+      default: return false;
+    }
+  }
+};
+
+caf::error malformed_envelope(const char* why) {
+  return make_error(errc::decode_failed,
+                    std::string{"malformed protobuf nova.v1.Envelope: "}
+                      + why);
+}
+
+} // namespace
+
+template <>
+caf::expected<envelope> decode<envelope>(std::string_view bytes) {
+  wire_reader r{bytes};
+  envelope out;
+  uint64_t kind_raw = 0;
+  uint64_t prio_raw = 0;
+  while (r.pos < bytes.size()) {
+    uint64_t tag = 0;
+    if (!r.varint(tag))
+      return malformed_envelope("truncated tag");
+    auto field = static_cast<uint32_t>(tag >> 3);
+    auto wt = static_cast<uint32_t>(tag & 7);
+    if (field == 0 || tag >> 32 != 0)
+      return malformed_envelope("invalid field number");
+    bool is_len = wt == 2;
+    bool is_var = wt == 0;
+    std::string_view b;
+    uint64_t v = 0;
+    switch (field) {
+      case 1:
+      case 6:
+        if (!is_len || !r.bytes(b))
+          return malformed_envelope("bad id field");
+        if (b.size() > msg_id::capacity)
+          return make_error(errc::decode_failed,
+                            "envelope id or correlation id longer than "
+                              + std::to_string(msg_id::capacity)
+                              + " characters");
+        (field == 1 ? out.id : out.correlation_id) = b;
+        break;
+      case 2:
+      case 3:
+      case 8:
+      case 9:
+      case 10: {
+        if (!is_len || !r.bytes(b))
+          return malformed_envelope("bad string field");
+        auto& dst = field == 2   ? out.from
+                    : field == 3 ? out.to
+                    : field == 8 ? out.subject
+                    : field == 9 ? out.content_type
+                                 : out.payload;
+        dst.assign(b.data(), b.size());
+        break;
+      }
+      case 4:
+      case 5:
+      case 7:
+        if (!is_var || !r.varint(v))
+          return malformed_envelope("bad number field");
+        if (field == 4)
+          kind_raw = v;
+        else if (field == 5)
+          prio_raw = v;
+        else
+          out.created_at = static_cast<int64_t>(v);
+        break;
+      case 11: {
+        if (!is_len || !r.bytes(b))
+          return malformed_envelope("bad header entry");
+        wire_reader e{b};
+        std::string key;
+        std::string value;
+        while (e.pos < b.size()) {
+          uint64_t etag = 0;
+          if (!e.varint(etag))
+            return malformed_envelope("truncated header entry");
+          std::string_view x;
+          if ((etag >> 3) == 1 && (etag & 7) == 2 && e.bytes(x))
+            key.assign(x.data(), x.size());
+          else if ((etag >> 3) == 2 && (etag & 7) == 2 && e.bytes(x))
+            value.assign(x.data(), x.size());
+          else if (!e.skip(static_cast<uint32_t>(etag & 7)))
+            return malformed_envelope("bad header entry");
+        }
+        out.headers[std::move(key)] = std::move(value);
+        break;
+      }
+      default:
+        // Fields of newer peers: skip them, as protobuf does.
+        if (!r.skip(wt))
+          return malformed_envelope("truncated unknown field");
+    }
+  }
+  auto k = from_wire(static_cast<v1::Kind>(static_cast<int>(kind_raw)));
+  if (kind_raw > 0xffff || !k)
+    return bad("kind", static_cast<int>(kind_raw & 0x7fffffff));
+  auto p = from_wire(static_cast<v1::Priority>(static_cast<int>(prio_raw)));
+  if (prio_raw > 0xffff || !p)
+    return bad("priority", static_cast<int>(prio_raw & 0x7fffffff));
+  out.kind = *k;
+  out.priority = *p;
+  return out;
+}
+
 #define NOVA_CODEC_INSTANTIATE(T)                                              \
   template caf::expected<T> decode<T>(std::string_view);                       \
   template std::string to_json<T>(const T&);                                   \
   template caf::expected<T> from_json<T>(std::string_view);
 
-NOVA_CODEC_INSTANTIATE(envelope)
+template std::string to_json<envelope>(const envelope&);
+template caf::expected<envelope> from_json<envelope>(std::string_view);
 NOVA_CODEC_INSTANTIATE(task)
 NOVA_CODEC_INSTANTIATE(task_result)
 NOVA_CODEC_INSTANTIATE(presence)

@@ -41,6 +41,11 @@ template <class T>
 template <class T>
 [[nodiscard]] caf::expected<T> decode(std::string_view bytes);
 
+/// Envelopes are read straight from the wire bytes (the hot path of every
+/// remote receive), with the same checks as `from_proto`.
+template <>
+[[nodiscard]] caf::expected<envelope> decode<envelope>(std::string_view bytes);
+
 /// Protobuf's canonical JSON mapping (lowerCamelCase names, enums by name,
 /// bytes as base64, int64 as strings).
 template <class T>
