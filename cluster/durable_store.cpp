@@ -1,0 +1,546 @@
+#include "cluster/durable_store.hpp"
+
+#include <algorithm>
+#include <charconv>
+
+#include <fmt/format.h>
+
+#include "messages/codec.hpp"
+#include "messages/errc.hpp"
+#include "messages/ids.hpp"
+
+namespace nova {
+
+namespace {
+
+// -- Lua scripts --------------------------------------------------------------
+//
+// Every key a script touches is in KEYS (Dragonfly refuses others).
+
+// The dead copy first, then ack and delete: whatever stops the script half
+// way, the entry is never only gone. XACK goes through pcall: a broadcast or
+// event stream read by `replay` may have no group.
+// KEYS: stream, dead. ARGV: group, entry, reason, dead_max_len
+const std::string move_to_dead_lua = R"lua(
+local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
+if #e == 0 then
+  pcall(redis.call, 'XACK', KEYS[1], ARGV[1], ARGV[2])
+  return 0
+end
+local args = {'XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*'}
+local fields = e[1][2]
+if type(fields) == 'table' then
+  for _, v in ipairs(fields) do args[#args + 1] = v end
+end
+args[#args + 1] = 'reason'
+args[#args + 1] = ARGV[3]
+args[#args + 1] = 'stream'
+args[#args + 1] = KEYS[1]
+args[#args + 1] = 'entry'
+args[#args + 1] = ARGV[2]
+redis.call(unpack(args))
+pcall(redis.call, 'XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+return 1
+)lua";
+
+// -- helpers ------------------------------------------------------------------
+
+int64_t to_ms(caf::timespan x) noexcept {
+  using namespace std::chrono;
+  return std::max<int64_t>(duration_cast<milliseconds>(x).count(), 0);
+}
+
+bool contains(const std::string& haystack, const char* needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+bool is_nogroup(const caf::error& err) {
+  return err && contains(describe(err), "NOGROUP");
+}
+
+caf::error unexpected_reply(const char* what, const redis_value& x) {
+  return make_error(errc::decode_failed,
+                    fmt::format("unexpected reply to {}: {}", what,
+                                to_string(x)));
+}
+
+// The value of `name` in a stream entry's [field, value, ...] array.
+std::optional<std::string> field_of(const redis_value& fields,
+                                    std::string_view name) {
+  if (!fields.is_array())
+    return std::nullopt;
+  for (size_t i = 0; i + 1 < fields.size(); i += 2)
+    if (fields[i].str == name)
+      return fields[i + 1].str;
+  return std::nullopt;
+}
+
+bool all_digits(std::string_view x) {
+  return !x.empty()
+         && std::all_of(x.begin(), x.end(),
+                        [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// "<ms>-<seq>", both decimal.
+bool is_entry_id(std::string_view x) {
+  auto dash = x.find('-');
+  return dash != std::string_view::npos && all_digits(x.substr(0, dash))
+         && all_digits(x.substr(dash + 1));
+}
+
+// The next possible stream id after `id` ("ms-seq"), for exclusive ranges.
+std::string next_stream_id(const std::string& id) {
+  auto dash = id.find('-');
+  if (dash == std::string::npos)
+    return id + "-1";
+  uint64_t seq = 0;
+  auto s = std::string_view{id}.substr(dash + 1);
+  std::from_chars(s.data(), s.data() + s.size(), seq);
+  if (seq == UINT64_MAX) {
+    uint64_t ms = 0;
+    std::from_chars(id.data(), id.data() + dash, ms);
+    return std::to_string(ms + 1) + "-0";
+  }
+  return id.substr(0, dash + 1) + std::to_string(seq + 1);
+}
+
+// An envelope from an entry's fields, or why not.
+caf::expected<envelope> decode_entry(const redis_value& fields) {
+  auto raw = field_of(fields, "envelope");
+  if (!raw)
+    return make_error(errc::decode_failed,
+                      "stream entry has no envelope field");
+  return decode<envelope>(*raw);
+}
+
+} // namespace
+
+// -- dedup_window -------------------------------------------------------------
+
+dedup_window::dedup_window(size_t capacity)
+  : ring_(std::max<size_t>(capacity, 1)) {
+  set_.reserve(ring_.size());
+}
+
+bool dedup_window::seen_before(const msg_id& id) {
+  if (id.empty())
+    return false;
+  if (set_.count(id) > 0)
+    return true;
+  if (set_.size() == ring_.size())
+    set_.erase(ring_[next_]);
+  ring_[next_] = id;
+  set_.insert(id);
+  next_ = (next_ + 1) % ring_.size();
+  return false;
+}
+
+bool dedup_window::contains(const msg_id& id) const {
+  return !id.empty() && set_.count(id) > 0;
+}
+
+void dedup_window::clear() {
+  set_.clear();
+  for (auto& x : ring_)
+    x.clear();
+  next_ = 0;
+}
+
+// -- construction -------------------------------------------------------------
+
+durable_store::durable_store(std::shared_ptr<redis_pool> pool, naming names,
+                             settings s)
+  : settings_(std::move(s)), names_(std::move(names)), pool_(std::move(pool)) {
+  // nop
+}
+
+caf::expected<std::shared_ptr<durable_store>>
+durable_store::make(std::shared_ptr<redis_pool> pool, naming names,
+                    settings s) {
+  if (!pool)
+    return make_error(errc::invalid_argument,
+                      "durable_store needs a redis pool");
+  if (s.max_len == 0 || s.dead_max_len == 0 || s.page == 0)
+    return make_error(errc::invalid_argument,
+                      "durable_store settings: max_len, dead_max_len and "
+                      "page must be positive");
+  if (s.max_age && s.max_age->count() <= 0)
+    return make_error(errc::invalid_argument,
+                      "durable_store settings: max_age must be positive");
+  return std::shared_ptr<durable_store>{
+    new durable_store(std::move(pool), std::move(names), std::move(s))};
+}
+
+std::string durable_store::group() const {
+  return names_.prefix() + ".durable";
+}
+
+std::string durable_store::dead_stream() const {
+  return names_.prefix() + ".durable.dead";
+}
+
+caf::error durable_store::track(caf::error err) {
+  if (is(err, errc::backend_unavailable))
+    store_errors_.fetch_add(1, std::memory_order_relaxed);
+  return err;
+}
+
+caf::error durable_store::check_stream(const std::string& stream) const {
+  auto& p = names_.prefix();
+  if (stream.size() <= p.size() + 1 || stream.compare(0, p.size(), p) != 0
+      || stream[p.size()] != '.')
+    return make_error(errc::invalid_argument,
+                      "stream '" + stream.substr(0, 80)
+                        + "' is not a key under prefix '" + p + "'");
+  return caf::none;
+}
+
+// -- append -------------------------------------------------------------------
+
+caf::expected<std::string>
+durable_store::stream_for(const envelope& env) const {
+  switch (env.kind) {
+    case kind::direct:
+    case kind::request:
+    case kind::response:
+      return names_.inbox(env.to);
+    case kind::broadcast:
+      return names_.broadcast();
+    case kind::multicast:
+      return names_.group(env.to);
+    case kind::event: {
+      auto domain = std::string_view{env.subject};
+      domain = domain.substr(0, domain.find('.'));
+      return names_.event_stream(domain);
+    }
+    case kind::emergency:
+      return names_.emergency();
+    default:
+      break;
+  }
+  return make_error(errc::invalid_argument,
+                    fmt::format("no durable stream for envelopes of kind {}",
+                                to_string(env.kind)));
+}
+
+std::vector<std::string>
+durable_store::minid_trim(const std::string& stream, bool exact) const {
+  auto min_ms = std::to_string(
+    std::max<int64_t>(now_ms() - to_ms(*settings_.max_age), 0));
+  if (exact)
+    return {"XTRIM", stream, "MINID", min_ms};
+  return {"XTRIM", stream, "MINID", "~", min_ms};
+}
+
+caf::expected<std::string>
+durable_store::prepare(const envelope& env,
+                       std::vector<std::string>& xadd) const {
+  if (settings_.max_payload > 0 && env.payload.size() > settings_.max_payload)
+    return make_error(errc::payload_too_large,
+                      fmt::format("payload of {} bytes exceeds max_payload "
+                                  "of {} bytes (envelope {})",
+                                  env.payload.size(), settings_.max_payload,
+                                  env.id.view()));
+  auto stream = stream_for(env);
+  if (!stream)
+    return stream;
+  xadd = {"XADD",    *stream,     "MAXLEN",         "~",
+          std::to_string(settings_.max_len),         "*",
+          "envelope", encode(env), "id",             env.id.str(),
+          "from",    env.from,    "kind",           to_string(env.kind),
+          "subject", env.subject};
+  return stream;
+}
+
+caf::expected<std::string> durable_store::append(const envelope& env) {
+  std::vector<std::vector<std::string>> cmds(1);
+  auto stream = prepare(env, cmds[0]);
+  if (!stream)
+    return std::move(stream.error());
+  if (settings_.max_age)
+    cmds.push_back(minid_trim(*stream));
+  auto r = pool_->pipeline(cmds);
+  if (!r)
+    return track(std::move(r.error()));
+  auto& x = (*r)[0];
+  if (x.is_error())
+    return track(x.as_error());
+  return x.as_string();
+}
+
+caf::expected<std::vector<std::string>>
+durable_store::append_batch(const std::vector<envelope>& envs) {
+  std::vector<std::string> out;
+  if (envs.empty())
+    return out;
+  std::vector<std::vector<std::string>> cmds;
+  cmds.reserve(envs.size() + 1);
+  std::vector<std::string> streams;
+  for (auto& env : envs) {
+    cmds.emplace_back();
+    auto stream = prepare(env, cmds.back());
+    if (!stream)
+      return std::move(stream.error());
+    if (settings_.max_age
+        && std::find(streams.begin(), streams.end(), *stream) == streams.end())
+      streams.push_back(std::move(*stream));
+  }
+  for (auto& s : streams)
+    cmds.push_back(minid_trim(s));
+  auto r = pool_->pipeline(cmds);
+  if (!r)
+    return track(std::move(r.error()));
+  out.reserve(envs.size());
+  for (size_t i = 0; i < envs.size(); ++i) {
+    auto& x = (*r)[i];
+    if (x.is_error())
+      return make_error(errc::invalid_argument,
+                        fmt::format("XADD {} of {} in the batch failed ({} "
+                                    "appended before it): {}",
+                                    i + 1, envs.size(), out.size(), x.str));
+    auto id = x.as_string();
+    if (!id)
+      return unexpected_reply("XADD", x);
+    out.push_back(std::move(*id));
+  }
+  return out;
+}
+
+// -- catch-up -----------------------------------------------------------------
+
+caf::expected<redis_value>
+durable_store::read_group(redis_connection& conn, const std::string& stream,
+                          const std::string& consumer, size_t count,
+                          const char* from) {
+  std::vector<std::string> argv{"XREADGROUP", "GROUP", group(), consumer,
+                                "COUNT",      std::to_string(count),
+                                "STREAMS",    stream,  from};
+  auto r = conn.command(argv);
+  if (!r && is_nogroup(r.error())) {
+    // From the start: what arrived while the Nova never read is its backlog.
+    auto c = conn.command({"XGROUP", "CREATE", stream, group(), "0",
+                           "MKSTREAM"});
+    if (!c && !contains(describe(c.error()), "BUSYGROUP"))
+      return track(std::move(c.error()));
+    r = conn.command(argv);
+  }
+  if (!r)
+    return track(std::move(r.error()));
+  return r;
+}
+
+caf::expected<std::vector<stored_envelope>>
+durable_store::pending_and_new(const std::string& nova_id, size_t count,
+                               std::vector<malformed_entry>* malformed) {
+  auto stream = names_.inbox(nova_id);
+  if (!stream)
+    return std::move(stream.error());
+  std::vector<stored_envelope> out;
+  if (count == 0)
+    return out;
+  auto conn = pool_->lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  std::vector<malformed_entry> bad;
+  std::vector<std::string> gone;
+  size_t taken = 0;
+  for (const char* from : {"0", ">"}) {
+    if (taken >= count)
+      break;
+    auto r = read_group(**conn, *stream, nova_id, count - taken, from);
+    if (!r)
+      return std::move(r.error());
+    if (r->is_nil())
+      continue;
+    if (!r->is_array() || r->size() != 1 || !(*r)[0].is_array()
+        || (*r)[0].size() != 2)
+      return unexpected_reply("XREADGROUP", *r);
+    for (auto& e : (*r)[0][1].elements) {
+      if (!e.is_array() || e.size() != 2)
+        return unexpected_reply("XREADGROUP", *r);
+      ++taken;
+      if (e[1].is_nil()) {
+        // Deleted (trimmed) while pending: nothing left to deliver.
+        gone.push_back(e[0].str);
+        continue;
+      }
+      auto env = decode_entry(e[1]);
+      if (!env) {
+        malformed_.fetch_add(1, std::memory_order_relaxed);
+        bad.push_back({*stream, e[0].str, describe(env.error())});
+        continue;
+      }
+      out.push_back({e[0].str, std::move(*env)});
+    }
+  }
+  if (!gone.empty()) {
+    std::vector<std::string> argv{"XACK", *stream, group()};
+    argv.insert(argv.end(), gone.begin(), gone.end());
+    if (auto r = (*conn)->command(argv); !r)
+      return track(std::move(r.error()));
+  }
+  if (malformed) {
+    malformed->insert(malformed->end(), bad.begin(), bad.end());
+  } else {
+    { auto done = std::move(*conn); } // give the connection back first
+    for (auto& m : bad)
+      if (auto err = move_to_dead(m.stream, m.entry_id, m.reason))
+        return err;
+  }
+  return out;
+}
+
+caf::expected<size_t>
+durable_store::ack(const std::string& nova_id,
+                   const std::vector<std::string>& entry_ids) {
+  auto stream = names_.inbox(nova_id);
+  if (!stream)
+    return std::move(stream.error());
+  if (entry_ids.empty())
+    return size_t{0};
+  std::vector<std::vector<std::string>> cmds;
+  cmds.push_back({"XACK", *stream, group()});
+  cmds[0].insert(cmds[0].end(), entry_ids.begin(), entry_ids.end());
+  if (settings_.delete_on_ack) {
+    cmds.push_back({"XDEL", *stream});
+    cmds[1].insert(cmds[1].end(), entry_ids.begin(), entry_ids.end());
+  }
+  auto r = pool_->pipeline(cmds);
+  if (!r)
+    return track(std::move(r.error()));
+  auto& x = (*r)[0];
+  if (x.is_error()) {
+    // Nothing can be pending in a group that does not exist.
+    if (contains(x.str, "NOGROUP"))
+      return size_t{0};
+    return x.as_error();
+  }
+  auto n = x.as_int();
+  if (!n)
+    return unexpected_reply("XACK", x);
+  return static_cast<size_t>(std::max<int64_t>(*n, 0));
+}
+
+caf::error durable_store::move_to_dead(const std::string& stream,
+                                       const std::string& entry_id,
+                                       const std::string& reason) {
+  if (auto err = check_stream(stream))
+    return err;
+  if (!is_entry_id(entry_id))
+    return make_error(errc::invalid_argument,
+                      "'" + entry_id.substr(0, 80) + "' is no stream entry id");
+  auto r = pool_->eval(move_to_dead_lua, {stream, dead_stream()},
+                       {group(), entry_id, reason,
+                        std::to_string(settings_.dead_max_len)});
+  if (!r)
+    return track(std::move(r.error()));
+  auto n = r->as_int();
+  if (!n)
+    return unexpected_reply("the move_to_dead script", *r);
+  if (*n == 0)
+    return make_error(errc::not_found, "no entry " + entry_id + " in stream "
+                                         + stream);
+  return caf::none;
+}
+
+// -- replay, trim, length -----------------------------------------------------
+
+caf::expected<std::vector<stored_envelope>>
+durable_store::replay(const std::string& stream, const std::string& from,
+                      const std::string& subject_pattern, size_t limit) {
+  if (auto err = check_stream(stream))
+    return err;
+  if (!subject_pattern.empty())
+    if (auto err = check_subject(subject_pattern, true))
+      return err;
+  std::string start;
+  if (from.empty() || from == "-")
+    start = "-";
+  else if (all_digits(from))
+    start = from + "-0";
+  else if (is_entry_id(from))
+    start = from;
+  else
+    return make_error(errc::invalid_argument,
+                      "replay start '" + from.substr(0, 80)
+                        + "' is neither an entry id nor unix milliseconds");
+  std::vector<stored_envelope> out;
+  if (limit == 0)
+    return out;
+  auto conn = pool_->lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  // Without a filter every entry counts, so one page of `limit` does.
+  auto page = subject_pattern.empty() ? limit : settings_.page;
+  for (;;) {
+    auto r = (*conn)->command({"XRANGE", stream, start, "+", "COUNT",
+                               std::to_string(page)});
+    if (!r)
+      return track(std::move(r.error()));
+    if (!r->is_array())
+      return unexpected_reply("XRANGE", *r);
+    for (auto& e : r->elements) {
+      if (!e.is_array() || e.size() != 2)
+        return unexpected_reply("XRANGE", *r);
+      start = next_stream_id(e[0].str);
+      if (out.size() >= limit)
+        break;
+      if (!subject_pattern.empty()) {
+        // The plain field spares decoding what the filter drops.
+        auto subject = field_of(e[1], "subject");
+        if (subject && !subject_matches(subject_pattern, *subject))
+          continue;
+      }
+      auto env = decode_entry(e[1]);
+      if (!env) {
+        malformed_.fetch_add(1, std::memory_order_relaxed);
+        continue;
+      }
+      if (!subject_pattern.empty()
+          && !subject_matches(subject_pattern, env->subject))
+        continue;
+      out.push_back({e[0].str, std::move(*env)});
+    }
+    if (out.size() >= limit || r->size() < page)
+      break;
+  }
+  return out;
+}
+
+caf::expected<size_t> durable_store::trim(const std::string& stream) {
+  if (auto err = check_stream(stream))
+    return err;
+  std::vector<std::vector<std::string>> cmds;
+  cmds.push_back({"XTRIM", stream, "MAXLEN", "~",
+                  std::to_string(settings_.max_len)});
+  if (settings_.max_age)
+    cmds.push_back(minid_trim(stream, true));
+  auto r = pool_->pipeline(cmds);
+  if (!r)
+    return track(std::move(r.error()));
+  size_t removed = 0;
+  for (auto& x : *r) {
+    if (x.is_error())
+      return x.as_error();
+    auto n = x.as_int();
+    if (!n)
+      return unexpected_reply("XTRIM", x);
+    removed += static_cast<size_t>(std::max<int64_t>(*n, 0));
+  }
+  return removed;
+}
+
+caf::expected<size_t> durable_store::length(const std::string& stream) {
+  if (auto err = check_stream(stream))
+    return err;
+  auto r = pool_->command({"XLEN", stream});
+  if (!r)
+    return track(std::move(r.error()));
+  auto n = r->as_int();
+  if (!n)
+    return unexpected_reply("XLEN", *r);
+  return static_cast<size_t>(std::max<int64_t>(*n, 0));
+}
+
+} // namespace nova

@@ -1,0 +1,236 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+#include <caf/timespan.hpp>
+
+#include "cluster/naming.hpp"
+#include "cluster/redis_client.hpp"
+#include "messages/msg_id.hpp"
+#include "messages/types.hpp"
+
+namespace nova {
+
+/// One envelope read back from a durable stream.
+struct stored_envelope {
+  /// The stream entry id ("<ms>-<seq>"): what `ack` takes.
+  std::string entry_id;
+  envelope env;
+};
+
+/// An entry whose `envelope` field is missing or cannot be decoded. It stays
+/// pending in the group until `durable_store::move_to_dead` (or `ack`).
+struct malformed_entry {
+  std::string stream;
+  std::string entry_id;
+  /// Why decoding failed.
+  std::string reason;
+};
+
+/// Remembers the last `capacity` envelope ids it was asked about, for the
+/// receiver side of at-least-once delivery: `seen_before` is O(1), memory is
+/// bounded (a ring of ids plus a hash set of the same ids), the oldest id is
+/// forgotten first. Plain C++, no store involved. Not thread-safe: one per
+/// receiver (a Nova's actor state), or guard it.
+class dedup_window {
+public:
+  static constexpr size_t default_capacity = 100'000;
+
+  /// A capacity of 0 counts as 1.
+  explicit dedup_window(size_t capacity = default_capacity);
+
+  /// True if `id` is among the last `capacity` ids seen; otherwise records
+  /// it (evicting the oldest when full) and returns false. An empty id is
+  /// never a duplicate and is not recorded.
+  [[nodiscard]] bool seen_before(const msg_id& id);
+
+  /// Whether `id` is remembered, without recording it.
+  [[nodiscard]] bool contains(const msg_id& id) const;
+
+  [[nodiscard]] size_t size() const noexcept {
+    return set_.size();
+  }
+
+  [[nodiscard]] size_t capacity() const noexcept {
+    return ring_.size();
+  }
+
+  void clear();
+
+private:
+  std::vector<msg_id> ring_;
+  size_t next_ = 0;
+  std::unordered_set<msg_id> set_;
+};
+
+/// The durable delivery class in the store (DragonflyDB, or any server
+/// speaking the Redis protocol, restricted to commands Dragonfly supports):
+/// envelopes appended to the streams of the wire contract (`<prefix>.inbox.<id>`,
+/// `<prefix>.broadcast.all`, `<prefix>.group.<g>`, `<prefix>.events.<domain>`,
+/// `<prefix>.emergency`), each entry holding the protobuf envelope in the
+/// field `envelope` plus plain `id`, `from`, `kind` and `subject` fields for
+/// `redis-cli`.
+///
+/// A Nova catches up from its inbox through the consumer group
+/// `<prefix>.durable` (created on first read, from the start of the stream),
+/// with its nova id as consumer: `pending_and_new` returns what it was given
+/// but did not ack, then what it was never given; `ack` settles entries.
+/// Delivery is at-least-once: dedup by envelope id (`dedup_window`).
+///
+/// Every member function is thread-safe and blocks for at most one round
+/// trip per step (`command_timeout`).
+class durable_store {
+public:
+  struct settings {
+    /// Approximate bound per stream (`MAXLEN ~` on every XADD).
+    size_t max_len = 1'000'000;
+    /// When set, entries older than this are trimmed (`XTRIM MINID ~
+    /// now - max_age`, sent in the same round trip as the XADD).
+    std::optional<caf::timespan> max_age;
+    /// Largest payload `append` accepts, in bytes; 0: no limit.
+    size_t max_payload = 1024 * 1024;
+    /// `ack` also deletes the entries (XDEL); otherwise they stay for
+    /// `replay` until trimmed.
+    bool delete_on_ack = false;
+    /// Approximate bound of the dead stream.
+    size_t dead_max_len = 100'000;
+    /// Entries `replay` reads per round trip while filtering.
+    size_t page = 500;
+  };
+
+  /// A store over `pool`, with keys from `names`. Connects nothing yet.
+  /// `invalid_argument` without a pool or with a zero bound.
+  [[nodiscard]] static caf::expected<std::shared_ptr<durable_store>>
+  make(std::shared_ptr<redis_pool> pool, naming names, settings s);
+
+  [[nodiscard]] static caf::expected<std::shared_ptr<durable_store>>
+  make(std::shared_ptr<redis_pool> pool, naming names) {
+    return make(std::move(pool), std::move(names), settings{});
+  }
+
+  durable_store(const durable_store&) = delete;
+  durable_store& operator=(const durable_store&) = delete;
+
+  /// The stream for `env`: direct, request and response go to
+  /// `inbox.<to>`, broadcast to `broadcast.all`, multicast to `group.<to>`,
+  /// event to `events.<first subject token>`, emergency to `emergency`.
+  /// `invalid_id` for a `to` or domain that cannot be part of a key,
+  /// `invalid_argument` for kinds without a durable stream (task, presence).
+  [[nodiscard]] caf::expected<std::string>
+  stream_for(const envelope& env) const;
+
+  /// XADDs `env` to its stream; returns the entry id. Refuses a payload over
+  /// `max_payload` with `payload_too_large` before sending anything.
+  [[nodiscard]] caf::expected<std::string> append(const envelope& env);
+
+  /// Appends all envelopes in one pipeline (one round trip); returns their
+  /// entry ids in order. Every envelope is checked first: one that would be
+  /// refused refuses the whole batch, nothing sent. An error reply for one
+  /// XADD fails the call (the others may have been appended).
+  [[nodiscard]] caf::expected<std::vector<std::string>>
+  append_batch(const std::vector<envelope>& envs);
+
+  /// Up to `count` entries of `nova_id`'s inbox for consumer `nova_id`:
+  /// first those delivered to it before and not acked (oldest first), then,
+  /// if room is left, new ones. Entries whose envelope cannot be decoded go
+  /// to `malformed` when given (they stay pending: pass them to
+  /// `move_to_dead`), else to the dead stream at once; either way they count
+  /// in `malformed()`. Entries deleted while pending are acked and skipped.
+  [[nodiscard]] caf::expected<std::vector<stored_envelope>>
+  pending_and_new(const std::string& nova_id, size_t count,
+                  std::vector<malformed_entry>* malformed = nullptr);
+
+  /// Acks entries of `nova_id`'s inbox (and deletes them with
+  /// `delete_on_ack`); returns how many were pending.
+  [[nodiscard]] caf::expected<size_t>
+  ack(const std::string& nova_id, const std::vector<std::string>& entry_ids);
+
+  /// Copies entry `entry_id` of `stream` (all its fields) to the dead
+  /// stream `<prefix>.durable.dead` with `reason`, `stream` and `entry`
+  /// fields, then acks and deletes it, atomically. `not_found` if the entry
+  /// is gone.
+  [[nodiscard]] caf::error move_to_dead(const std::string& stream,
+                                        const std::string& entry_id,
+                                        const std::string& reason);
+
+  /// Up to `limit` entries of `stream` from `from` on (inclusive): `from` is
+  /// an entry id ("<ms>-<seq>"), unix milliseconds (digits only, read as
+  /// "<ms>-0"), or "-"/empty for the start. With `subject_pattern` (NATS
+  /// wildcards `*` and `>`), only envelopes whose subject matches. Undecodable
+  /// entries are skipped and counted in `malformed()`.
+  [[nodiscard]] caf::expected<std::vector<stored_envelope>>
+  replay(const std::string& stream, const std::string& from,
+         const std::string& subject_pattern = {}, size_t limit = 1000);
+
+  /// Trims `stream` to about `max_len` (`MAXLEN ~`) and, with `max_age`,
+  /// drops every entry older than that exactly (`MINID`); returns how many
+  /// entries went.
+  [[nodiscard]] caf::expected<size_t> trim(const std::string& stream);
+
+  /// XLEN of `stream`.
+  [[nodiscard]] caf::expected<size_t> length(const std::string& stream);
+
+  /// The consumer group of the durable inboxes: `<prefix>.durable`.
+  [[nodiscard]] std::string group() const;
+
+  /// The dead stream: `<prefix>.durable.dead`.
+  [[nodiscard]] std::string dead_stream() const;
+
+  /// Undecodable entries met so far (catch-up and replay).
+  [[nodiscard]] uint64_t malformed() const noexcept {
+    return malformed_.load(std::memory_order_relaxed);
+  }
+
+  /// Calls that failed because the store was unreachable.
+  [[nodiscard]] uint64_t store_errors() const noexcept {
+    return store_errors_.load(std::memory_order_relaxed);
+  }
+
+  [[nodiscard]] const settings& config() const noexcept {
+    return settings_;
+  }
+
+  [[nodiscard]] const nova::naming& names() const noexcept {
+    return names_;
+  }
+
+private:
+  durable_store(std::shared_ptr<redis_pool> pool, naming names, settings s);
+
+  // Refuses keys outside this prefix.
+  caf::error check_stream(const std::string& stream) const;
+
+  // The XADD (and optional XTRIM MINID) commands for one envelope.
+  caf::expected<std::string> prepare(const envelope& env,
+                                     std::vector<std::string>& xadd) const;
+
+  // XTRIM MINID for `max_age`: approximate on the append path.
+  std::vector<std::string> minid_trim(const std::string& stream,
+                                      bool exact = false) const;
+
+  // One XREADGROUP on `conn`, creating the group once on NOGROUP.
+  caf::expected<redis_value> read_group(redis_connection& conn,
+                                        const std::string& stream,
+                                        const std::string& consumer,
+                                        size_t count, const char* from);
+
+  caf::error track(caf::error err);
+
+  settings settings_;
+  naming names_;
+  std::shared_ptr<redis_pool> pool_;
+  std::atomic<uint64_t> malformed_{0};
+  std::atomic<uint64_t> store_errors_{0};
+};
+
+} // namespace nova

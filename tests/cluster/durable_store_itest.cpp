@@ -1,0 +1,462 @@
+// Tests of the durable delivery class in the store against real redis-server
+// processes, and of the dedup window.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/durable_store.hpp"
+#include "messages/codec.hpp"
+#include "messages/errc.hpp"
+#include "messages/ids.hpp"
+#include "support/redis_server.hpp"
+
+using namespace std::chrono_literals;
+using nova::dedup_window;
+using nova::durable_store;
+using nova::envelope;
+using nova::errc;
+using nova::malformed_entry;
+using nova::msg_id;
+using nova::redis_pool;
+using nova::redis_settings;
+using nova::redis_value;
+using nova::stored_envelope;
+using nova::testing::redis_server;
+
+namespace {
+
+template <class T>
+T must(caf::expected<T> x) {
+  if (!x)
+    FAIL(nova::describe(x.error()));
+  return std::move(*x);
+}
+
+void must_ok(const caf::error& err) {
+  if (err)
+    FAIL(nova::describe(err));
+}
+
+redis_settings settings_for(const redis_server& srv) {
+  auto s = must(redis_settings::from_url(srv.url()));
+  s.connect_timeout = 1s;
+  s.command_timeout = 2s;
+  s.reconnect_base = 50ms;
+  s.reconnect_max = 200ms;
+  return s;
+}
+
+struct fixture {
+  explicit fixture(durable_store::settings s = {})
+    : pool(std::make_shared<redis_pool>(
+      must(redis_pool::make(settings_for(srv))))),
+      store(must(durable_store::make(pool, must(nova::naming::make()), s))) {
+    // nop
+  }
+
+  std::shared_ptr<durable_store> with(durable_store::settings s) {
+    return must(durable_store::make(pool, must(nova::naming::make()), s));
+  }
+
+  redis_value cmd(const std::vector<std::string>& argv) {
+    return must(pool->command(argv));
+  }
+
+  int64_t xlen(const std::string& key) {
+    return must(cmd({"XLEN", key}).as_int());
+  }
+
+  redis_server srv;
+  std::shared_ptr<redis_pool> pool;
+  std::shared_ptr<durable_store> store;
+};
+
+envelope direct(const std::string& from, const std::string& to,
+                const std::string& payload = "hello") {
+  envelope e;
+  e.id = nova::new_message_id();
+  e.from = from;
+  e.to = to;
+  e.kind = nova::kind::direct;
+  e.created_at = nova::now_ms();
+  e.subject = "chat.say";
+  e.content_type = "text/plain";
+  e.payload = payload;
+  e.headers["trace"] = "t1";
+  return e;
+}
+
+envelope event_of(const std::string& subject) {
+  envelope e;
+  e.id = nova::new_message_id();
+  e.from = "shop";
+  e.kind = nova::kind::event;
+  e.created_at = nova::now_ms();
+  e.subject = subject;
+  e.payload = subject;
+  return e;
+}
+
+std::optional<std::string> field(const redis_value& fields,
+                                 const std::string& name) {
+  for (size_t i = 0; i + 1 < fields.size(); i += 2)
+    if (fields[i].str == name)
+      return fields[i + 1].str;
+  return std::nullopt;
+}
+
+std::vector<std::string> entry_ids(const std::vector<stored_envelope>& xs) {
+  std::vector<std::string> out;
+  for (auto& x : xs)
+    out.push_back(x.entry_id);
+  return out;
+}
+
+std::vector<std::string> payloads(const std::vector<stored_envelope>& xs) {
+  std::vector<std::string> out;
+  for (auto& x : xs)
+    out.push_back(x.env.payload);
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("an appended envelope reads back whole with plain id, from, kind "
+          "and subject fields") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  auto env = direct("alice", "bob");
+  auto entry = must(f.store->append(env));
+  CHECK(must(f.store->stream_for(env)) == "nova.inbox.bob");
+  auto r = f.cmd({"XRANGE", "nova.inbox.bob", "-", "+"});
+  REQUIRE(r.size() == 1);
+  CHECK(r[0][0].str == entry);
+  auto& fields = r[0][1];
+  CHECK(field(fields, "id") == env.id.str());
+  CHECK(field(fields, "from") == std::string{"alice"});
+  CHECK(field(fields, "kind") == std::string{"direct"});
+  CHECK(field(fields, "subject") == std::string{"chat.say"});
+  auto raw = field(fields, "envelope");
+  REQUIRE(raw);
+  CHECK(must(nova::decode<envelope>(*raw)) == env);
+  CHECK(must(f.store->length("nova.inbox.bob")) == 1);
+}
+
+TEST_CASE("envelopes of each kind go to the stream of the wire contract") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  auto b = direct("alice", "");
+  b.kind = nova::kind::broadcast;
+  auto m = direct("alice", "ops");
+  m.kind = nova::kind::multicast;
+  CHECK(must(f.store->stream_for(b)) == "nova.broadcast.all");
+  CHECK(must(f.store->stream_for(m)) == "nova.group.ops");
+  CHECK(must(f.store->stream_for(event_of("orders.created")))
+        == "nova.events.orders");
+  auto bad = direct("alice", "no spaces");
+  auto err = f.store->append(bad);
+  REQUIRE(!err);
+  CHECK(nova::is(err.error(), errc::invalid_id));
+}
+
+TEST_CASE("an oversized payload is refused before anything is appended") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  durable_store::settings s;
+  s.max_payload = 1024;
+  fixture f{s};
+  must(f.store->append(direct("alice", "bob", std::string(1024, 'x'))));
+  auto before = f.xlen("nova.inbox.bob");
+  auto r = f.store->append(direct("alice", "bob", std::string(1025, 'x')));
+  REQUIRE(!r);
+  CHECK(nova::is(r.error(), errc::payload_too_large));
+  CHECK(f.xlen("nova.inbox.bob") == before);
+  // A batch with one oversized envelope sends nothing at all.
+  std::vector<envelope> batch{direct("alice", "bob"),
+                              direct("alice", "bob", std::string(2000, 'y'))};
+  auto rb = f.store->append_batch(batch);
+  REQUIRE(!rb);
+  CHECK(nova::is(rb.error(), errc::payload_too_large));
+  CHECK(f.xlen("nova.inbox.bob") == before);
+}
+
+TEST_CASE("a Nova catches up in order and exactly once after acking") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  std::vector<std::string> appended;
+  for (int i = 0; i < 5; ++i)
+    appended.push_back(
+      must(f.store->append(direct("alice", "bob", "m" + std::to_string(i)))));
+  // The backlog from before the first read is delivered.
+  auto got = must(f.store->pending_and_new("bob", 100));
+  CHECK(entry_ids(got) == appended);
+  CHECK(payloads(got)
+        == std::vector<std::string>{"m0", "m1", "m2", "m3", "m4"});
+  CHECK(must(f.store->ack("bob", entry_ids(got))) == 5);
+  CHECK(must(f.store->pending_and_new("bob", 100)).empty());
+  // Acking again changes nothing.
+  CHECK(must(f.store->ack("bob", entry_ids(got))) == 0);
+}
+
+TEST_CASE("unacked entries come back as pending before new ones") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  for (int i = 0; i < 3; ++i)
+    must(f.store->append(direct("alice", "bob", "a" + std::to_string(i))));
+  auto first = must(f.store->pending_and_new("bob", 100));
+  REQUIRE(first.size() == 3);
+  CHECK(must(f.store->ack("bob", {first[0].entry_id})) == 1);
+  must(f.store->append(direct("alice", "bob", "b0")));
+  // A count smaller than the pending list takes the oldest pending only.
+  auto one = must(f.store->pending_and_new("bob", 1));
+  CHECK(payloads(one) == std::vector<std::string>{"a1"});
+  auto again = must(f.store->pending_and_new("bob", 100));
+  CHECK(payloads(again) == std::vector<std::string>{"a1", "a2", "b0"});
+  CHECK(again[0].entry_id == first[1].entry_id);
+  CHECK(again[1].entry_id == first[2].entry_id);
+  CHECK(must(f.store->ack("bob", entry_ids(again))) == 3);
+  CHECK(must(f.store->pending_and_new("bob", 100)).empty());
+}
+
+TEST_CASE("ack with delete_on_ack also removes the entries") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  durable_store::settings s;
+  s.delete_on_ack = true;
+  fixture f{s};
+  must(f.store->append(direct("alice", "bob")));
+  must(f.store->append(direct("alice", "bob")));
+  auto got = must(f.store->pending_and_new("bob", 10));
+  REQUIRE(got.size() == 2);
+  CHECK(must(f.store->ack("bob", entry_ids(got))) == 2);
+  CHECK(f.xlen("nova.inbox.bob") == 0);
+}
+
+TEST_CASE("two Novas' durable inboxes are independent") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  must(f.store->append(direct("carol", "alice", "for-alice-1")));
+  must(f.store->append(direct("carol", "bob", "for-bob-1")));
+  must(f.store->append(direct("carol", "alice", "for-alice-2")));
+  must(f.store->append(direct("carol", "bob", "for-bob-2")));
+  must(f.store->append(direct("carol", "bob", "for-bob-3")));
+  auto a = must(f.store->pending_and_new("alice", 100));
+  CHECK(payloads(a) == std::vector<std::string>{"for-alice-1", "for-alice-2"});
+  for (auto& x : a)
+    CHECK(x.env.to == "alice");
+  CHECK(must(f.store->ack("alice", entry_ids(a))) == 2);
+  // Alice's acks do not touch Bob's backlog.
+  auto b = must(f.store->pending_and_new("bob", 100));
+  CHECK(payloads(b)
+        == std::vector<std::string>{"for-bob-1", "for-bob-2", "for-bob-3"});
+  CHECK(must(f.store->pending_and_new("alice", 100)).empty());
+  CHECK(must(f.store->pending_and_new("bob", 100)).size() == 3);
+}
+
+TEST_CASE("a batch of 1000 envelopes is appended in one pipeline, in order") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  std::vector<envelope> batch;
+  for (int i = 0; i < 1000; ++i)
+    batch.push_back(direct("alice", "bob", std::to_string(i)));
+  auto ids = must(f.store->append_batch(batch));
+  REQUIRE(ids.size() == 1000);
+  CHECK(f.xlen("nova.inbox.bob") == 1000);
+  auto back = must(f.store->replay("nova.inbox.bob", "-", {}, 2000));
+  REQUIRE(back.size() == 1000);
+  for (size_t i = 0; i < 1000; ++i) {
+    CHECK(back[i].entry_id == ids[i]);
+    CHECK(back[i].env == batch[i]);
+  }
+}
+
+TEST_CASE("approximate trimming keeps about max_len entries") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  durable_store::settings s;
+  s.max_len = 100;
+  fixture f{s};
+  for (int round = 0; round < 10; ++round) {
+    std::vector<envelope> batch;
+    for (int i = 0; i < 100; ++i)
+      batch.push_back(direct("alice", "bob"));
+    must(f.store->append_batch(batch));
+  }
+  auto n = must(f.store->length("nova.inbox.bob"));
+  CHECK(n >= 100);
+  CHECK(n < 300);
+  // trim() bounds a stream filled by a store with a larger bound.
+  auto big = f.with(durable_store::settings{});
+  std::vector<envelope> batch;
+  for (int i = 0; i < 1000; ++i)
+    batch.push_back(direct("alice", "carol"));
+  must(big->append_batch(batch));
+  CHECK(f.xlen("nova.inbox.carol") == 1000);
+  auto removed = must(f.store->trim("nova.inbox.carol"));
+  auto left = must(f.store->length("nova.inbox.carol"));
+  CHECK(removed + left == 1000);
+  CHECK(left >= 100);
+  CHECK(left < 300);
+}
+
+TEST_CASE("trim with max_age drops entries older than the age") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  durable_store::settings s;
+  s.max_age = 100ms;
+  fixture f{s};
+  must(f.store->append(direct("alice", "bob", "old1")));
+  must(f.store->append(direct("alice", "bob", "old2")));
+  std::this_thread::sleep_for(250ms);
+  must(f.store->append(direct("alice", "bob", "new")));
+  CHECK(must(f.store->trim("nova.inbox.bob")) == 2);
+  auto left = must(f.store->replay("nova.inbox.bob", "-"));
+  CHECK(payloads(left) == std::vector<std::string>{"new"});
+}
+
+TEST_CASE("replay starts from an entry id or a unix time, inclusive") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(
+      must(f.store->append(direct("alice", "bob", "old" + std::to_string(i)))));
+  std::this_thread::sleep_for(20ms);
+  auto t = nova::now_ms();
+  std::this_thread::sleep_for(20ms);
+  for (int i = 0; i < 2; ++i)
+    ids.push_back(
+      must(f.store->append(direct("alice", "bob", "new" + std::to_string(i)))));
+  auto from_id = must(f.store->replay("nova.inbox.bob", ids[1]));
+  CHECK(payloads(from_id)
+        == std::vector<std::string>{"old1", "old2", "new0", "new1"});
+  auto from_time = must(f.store->replay("nova.inbox.bob", std::to_string(t)));
+  CHECK(payloads(from_time) == std::vector<std::string>{"new0", "new1"});
+  auto limited = must(f.store->replay("nova.inbox.bob", "-", {}, 2));
+  CHECK(payloads(limited) == std::vector<std::string>{"old0", "old1"});
+  // Replay does not touch the consumer group.
+  CHECK(must(f.store->pending_and_new("bob", 100)).size() == 5);
+  auto bad = f.store->replay("nova.inbox.bob", "yesterday");
+  REQUIRE(!bad);
+  CHECK(nova::is(bad.error(), errc::invalid_argument));
+  CHECK(!f.store->replay("other.inbox.bob", "-"));
+}
+
+TEST_CASE("replay with a subject pattern returns only matching events") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  durable_store::settings s;
+  s.page = 3; // several pages while filtering
+  fixture f{s};
+  for (auto subject :
+       {"orders.created.eu", "orders.shipped", "orders.created.us",
+        "orders.cancelled", "orders.created.eu.vip", "orders.shipped.late"})
+    must(f.store->append(event_of(subject)));
+  auto stream = must(f.store->names().event_stream("orders"));
+  auto created = must(f.store->replay(stream, "-", "orders.created.>"));
+  CHECK(payloads(created)
+        == std::vector<std::string>{"orders.created.eu", "orders.created.us",
+                                    "orders.created.eu.vip"});
+  auto one_level = must(f.store->replay(stream, "-", "orders.*"));
+  CHECK(payloads(one_level)
+        == std::vector<std::string>{"orders.shipped", "orders.cancelled"});
+  auto first_two = must(f.store->replay(stream, "-", "orders.>", 2));
+  CHECK(payloads(first_two)
+        == std::vector<std::string>{"orders.created.eu", "orders.shipped"});
+  auto bad = f.store->replay(stream, "-", "orders.>.x");
+  CHECK(!bad);
+}
+
+TEST_CASE("a malformed inbox entry is reported and moved to the dead stream "
+          "with its reason") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  auto good1 = must(f.store->append(direct("alice", "bob", "good1")));
+  auto bad_entry = f.cmd({"XADD", "nova.inbox.bob", "*", "envelope",
+                          std::string{"\x0a\xff\xff", 3}, "id", "x1", "from",
+                          "mallory", "kind", "direct"})
+                     .str;
+  auto good2 = must(f.store->append(direct("alice", "bob", "good2")));
+  std::vector<malformed_entry> bad;
+  auto got = must(f.store->pending_and_new("bob", 100, &bad));
+  CHECK(payloads(got) == std::vector<std::string>{"good1", "good2"});
+  REQUIRE(bad.size() == 1);
+  CHECK(bad[0].stream == "nova.inbox.bob");
+  CHECK(bad[0].entry_id == bad_entry);
+  CHECK(!bad[0].reason.empty());
+  CHECK(f.store->malformed() == 1);
+  must_ok(f.store->move_to_dead(bad[0].stream, bad[0].entry_id,
+                                bad[0].reason));
+  auto dead = f.cmd({"XRANGE", f.store->dead_stream(), "-", "+"});
+  REQUIRE(dead.size() == 1);
+  auto& fields = dead[0][1];
+  CHECK(field(fields, "reason") == bad[0].reason);
+  CHECK(field(fields, "stream") == std::string{"nova.inbox.bob"});
+  CHECK(field(fields, "entry") == bad_entry);
+  CHECK(field(fields, "from") == std::string{"mallory"});
+  CHECK(field(fields, "envelope") == std::string{"\x0a\xff\xff", 3});
+  // Gone from the inbox and from the pending list.
+  CHECK(f.xlen("nova.inbox.bob") == 2);
+  CHECK(must(f.store->ack("bob", {good1, good2})) == 2);
+  CHECK(must(f.store->pending_and_new("bob", 100, &bad)).empty());
+  CHECK(bad.size() == 1);
+  auto again = f.store->move_to_dead("nova.inbox.bob", bad_entry, "again");
+  REQUIRE(again);
+  CHECK(nova::is(again, errc::not_found));
+}
+
+TEST_CASE("without a malformed list, catch-up moves bad entries to the dead "
+          "stream itself") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  f.cmd({"XADD", "nova.inbox.bob", "*", "id", "x2", "from", "mallory"});
+  must(f.store->append(direct("alice", "bob", "ok")));
+  auto got = must(f.store->pending_and_new("bob", 100));
+  CHECK(payloads(got) == std::vector<std::string>{"ok"});
+  auto dead = f.cmd({"XRANGE", f.store->dead_stream(), "-", "+"});
+  REQUIRE(dead.size() == 1);
+  auto reason = field(dead[0][1], "reason");
+  REQUIRE(reason);
+  CHECK(reason->find("no envelope field") != std::string::npos);
+  CHECK(f.xlen("nova.inbox.bob") == 1);
+}
+
+TEST_CASE("the dedup window recognises repeats and forgets the oldest beyond "
+          "its capacity") {
+  dedup_window w{3};
+  CHECK(w.capacity() == 3);
+  CHECK(!w.seen_before(msg_id{"a"}));
+  CHECK(!w.seen_before(msg_id{"b"}));
+  CHECK(!w.seen_before(msg_id{"c"}));
+  CHECK(w.seen_before(msg_id{"a"}));
+  CHECK(w.seen_before(msg_id{"c"}));
+  CHECK(w.size() == 3);
+  // d evicts a, the oldest.
+  CHECK(!w.seen_before(msg_id{"d"}));
+  CHECK(w.size() == 3);
+  CHECK(!w.contains(msg_id{"a"}));
+  CHECK(w.contains(msg_id{"b"}));
+  CHECK(w.seen_before(msg_id{"b"}));
+  CHECK(w.seen_before(msg_id{"d"}));
+  // a comes back as new and evicts b.
+  CHECK(!w.seen_before(msg_id{"a"}));
+  CHECK(!w.contains(msg_id{"b"}));
+  CHECK(w.contains(msg_id{"c"}));
+  // Empty ids are never duplicates.
+  CHECK(!w.seen_before(msg_id{}));
+  CHECK(!w.seen_before(msg_id{}));
+  CHECK(w.size() == 3);
+  w.clear();
+  CHECK(w.size() == 0);
+  CHECK(!w.seen_before(msg_id{"c"}));
+}
+
+TEST_CASE("the dedup window stays bounded under many ids") {
+  dedup_window w{1000};
+  for (int i = 0; i < 10'000; ++i)
+    CHECK_FALSE(w.seen_before(msg_id{nova::new_message_id()}));
+  CHECK(w.size() == 1000);
+  dedup_window d; // default capacity
+  CHECK(d.capacity() == dedup_window::default_capacity);
+}
