@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "cluster/redis_util.hpp"
 #include "messages/codec.hpp"
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
@@ -12,6 +13,9 @@
 namespace nova {
 
 namespace {
+
+using redis_util::to_ms;
+using redis_util::unexpected_reply;
 
 // -- Lua scripts --------------------------------------------------------------
 //
@@ -177,11 +181,6 @@ return {1, h[2] or '', h[3] or ''}
 
 constexpr int max_attempts = 3;
 
-int64_t to_ms(caf::timespan x) noexcept {
-  using namespace std::chrono;
-  return std::max<int64_t>(duration_cast<milliseconds>(x).count(), 0);
-}
-
 std::string join(const std::vector<std::string>& xs) {
   std::string out;
   for (auto& x : xs) {
@@ -214,12 +213,6 @@ std::vector<std::string> unique(const std::vector<std::string>& xs) {
     if (seen.insert(x).second)
       out.push_back(x);
   return out;
-}
-
-caf::error unexpected_reply(const char* what, const redis_value& x) {
-  return make_error(errc::decode_failed,
-                    fmt::format("unexpected reply to {}: {}", what,
-                                to_string(x)));
 }
 
 bool is_noscript(const redis_value& x) {

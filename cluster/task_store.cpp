@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "cluster/redis_util.hpp"
 #include "messages/codec.hpp"
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
@@ -12,6 +13,12 @@
 namespace nova {
 
 namespace {
+
+using redis_util::to_ms;
+using redis_util::contains;
+using redis_util::is_nogroup;
+using redis_util::unexpected_reply;
+using redis_util::field_of;
 
 using clock_type = std::chrono::steady_clock;
 
@@ -231,11 +238,6 @@ return 1
 
 // -- helpers ------------------------------------------------------------------
 
-int64_t to_ms(caf::timespan x) noexcept {
-  using namespace std::chrono;
-  return std::max<int64_t>(duration_cast<milliseconds>(x).count(), 0);
-}
-
 std::string ms_arg(caf::timespan x) {
   return std::to_string(std::max<int64_t>(to_ms(x), 1));
 }
@@ -244,31 +246,6 @@ priority lane_priority(size_t i) noexcept {
   constexpr priority order[] = {priority::urgent, priority::high,
                                 priority::normal, priority::low};
   return order[std::min(i, num_lanes - 1)];
-}
-
-bool contains(const std::string& haystack, const char* needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-bool is_nogroup(const caf::error& err) {
-  return err && contains(describe(err), "NOGROUP");
-}
-
-caf::error unexpected_reply(const char* what, const redis_value& x) {
-  return make_error(errc::decode_failed,
-                    fmt::format("unexpected reply to {}: {}", what,
-                                to_string(x)));
-}
-
-// The value of `name` in a stream entry's [field, value, ...] array.
-std::optional<std::string> field_of(const redis_value& fields,
-                                    std::string_view name) {
-  if (!fields.is_array())
-    return std::nullopt;
-  for (size_t i = 0; i + 1 < fields.size(); i += 2)
-    if (fields[i].str == name)
-      return fields[i + 1].str;
-  return std::nullopt;
 }
 
 // The next possible stream id after `id` ("ms-seq"), for exclusive ranges.
