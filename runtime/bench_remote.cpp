@@ -1002,21 +1002,34 @@ void wait_until_known(node& n, const std::string& id) {
   }
 }
 
+/// Starts this process's bench node with its Nova `local_id`, then the peer
+/// process `peer_role` on the same prefix, and waits until the peer's Nova
+/// `peer_id` is known. This node comes first: it hears the presence the
+/// peer's Nova announces when it comes up.
+template <class Agent>
+std::unique_ptr<node> start_pair(fleet& procs, const std::string& url,
+                                 bool quiet, bool send_asap,
+                                 const std::string& local_id, run_slot* slot,
+                                 const char* peer_role,
+                                 const std::string& peer_id) {
+  auto prefix = unique_name("novabench");
+  auto n = std::make_unique<node>(bench_node_config("bench-local", url, prefix,
+                                                    quiet, send_asap));
+  if (!n->spawn<Agent>(local_id, {}, slot))
+    throw std::runtime_error("cannot spawn the Nova '" + local_id + "'");
+  procs.start_peer({peer_role, url, prefix});
+  wait_until_known(*n, peer_id);
+  return n;
+}
+
 /// This process's Nova side of a throughput benchmark: a node with
 /// `bench-send`, talking to a `nova-sink` peer.
 class nova_throughput {
 public:
   nova_throughput(fleet& procs, const std::string& url, bool quiet)
     : procs_(procs) {
-    // This node first: it hears the presence the peer's Nova announces
-    // when it comes up.
-    auto prefix = unique_name("novabench");
-    node_ = std::make_unique<node>(bench_node_config("bench-local", url,
-                                                     prefix, quiet, false));
-    if (!node_->spawn<bench_sender>(sender_id, {}, &slot_))
-      throw std::runtime_error("cannot spawn the Nova sender");
-    procs.start_peer({"nova-sink", url, prefix});
-    wait_until_known(*node_, receiver_id);
+    node_ = start_pair<bench_sender>(procs, url, quiet, false, sender_id,
+                                     &slot_, "nova-sink", receiver_id);
   }
 
   ~nova_throughput() {
@@ -1379,13 +1392,9 @@ class nova_requests {
 public:
   nova_requests(fleet& procs, const std::string& url, bool quiet)
     : procs_(procs) {
-    auto prefix = unique_name("novabench");
-    node_ = std::make_unique<node>(bench_node_config("bench-local", url,
-                                                     prefix, quiet, true));
-    if (!node_->spawn<bench_requester>(requester_id, {}, &slot_))
-      throw std::runtime_error("cannot spawn the Nova requester");
-    procs.start_peer({"nova-echo", url, prefix});
-    wait_until_known(*node_, echo_id);
+    node_ = start_pair<bench_requester>(procs, url, quiet, true,
+                                        requester_id, &slot_, "nova-echo",
+                                        echo_id);
   }
 
   ~nova_requests() {

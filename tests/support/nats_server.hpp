@@ -26,14 +26,7 @@ namespace nova::testing {
 /// of /usr/bin, /usr/sbin (where Debian installs it), /usr/local/bin; empty
 /// if there is none.
 inline std::string nats_server_path() {
-  if (const char* env = std::getenv("NOVA_NATS_SERVER"); env && *env)
-    return ::access(env, X_OK) == 0 ? std::string{env} : std::string{};
-  for (const char* dir : {"/usr/bin", "/usr/sbin", "/usr/local/bin"}) {
-    auto path = std::string{dir} + "/nats-server";
-    if (::access(path.c_str(), X_OK) == 0)
-      return path;
-  }
-  return {};
+  return find_program("NOVA_NATS_SERVER", "nats-server");
 }
 
 /// A loopback port that was free a moment ago (bound to port 0, read back,

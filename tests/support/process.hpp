@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -107,6 +108,19 @@ private:
   std::optional<int> exit_code_;
   std::string log_path_;
 };
+
+/// Where a server binary lives: `$<env_var>` if set, else the first
+/// executable `name` in /usr/bin, /usr/sbin, /usr/local/bin; empty if none.
+inline std::string find_program(const char* env_var, const char* name) {
+  if (const char* env = std::getenv(env_var); env && *env)
+    return ::access(env, X_OK) == 0 ? std::string{env} : std::string{};
+  for (const char* dir : {"/usr/bin", "/usr/sbin", "/usr/local/bin"}) {
+    auto path = std::string{dir} + "/" + name;
+    if (::access(path.c_str(), X_OK) == 0)
+      return path;
+  }
+  return {};
+}
 
 /// The path of a program built into build/bin.
 inline std::string bin(const std::string& name) {

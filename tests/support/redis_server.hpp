@@ -30,14 +30,7 @@ namespace nova::testing {
 /// of /usr/bin (where Debian installs it), /usr/sbin, /usr/local/bin; empty
 /// if there is none.
 inline std::string redis_server_path() {
-  if (const char* env = std::getenv("NOVA_REDIS_SERVER"); env && *env)
-    return ::access(env, X_OK) == 0 ? std::string{env} : std::string{};
-  for (const char* dir : {"/usr/bin", "/usr/sbin", "/usr/local/bin"}) {
-    auto path = std::string{dir} + "/redis-server";
-    if (::access(path.c_str(), X_OK) == 0)
-      return path;
-  }
-  return {};
+  return find_program("NOVA_REDIS_SERVER", "redis-server");
 }
 
 /// True if a server on 127.0.0.1:port answers an inline PING within
