@@ -3,6 +3,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -412,38 +413,51 @@ struct inbound {
   caf::actor gateway;
   std::shared_ptr<wire_log> log;
 
-  /// Decodes and checks; sets the kind from where it arrived.
-  std::optional<envelope> accept(nats_message& m, kind k) {
+  /// Decodes and checks into `out` (default-constructed); sets the kind
+  /// from where it arrived. False: counted, logged once, to be dropped.
+  bool accept_into(nats_message& m, kind k, envelope& out) {
     auto& st = ctx->stats;
     st.add(counter::wire_in);
     if (m.data.size() > ctx->limits.max_payload + envelope_overhead) {
       log->reject(*ctx, counter::wire_rejected, m.subject,
                   "body of " + std::to_string(m.data.size())
                     + " bytes is over the limit");
-      return std::nullopt;
+      return false;
     }
     bool json = is_json(m.headers);
-    auto env = json ? from_json_body(m.data) : decode<envelope>(m.data);
-    if (!env) {
-      log->reject(*ctx, counter::decode_errors, m.subject,
-                  describe(env.error()));
-      return std::nullopt;
+    if (json) {
+      auto env = from_json_body(m.data);
+      if (!env) {
+        log->reject(*ctx, counter::decode_errors, m.subject,
+                    describe(env.error()));
+        return false;
+      }
+      out = std::move(*env);
+      out.headers[nats_headers::content_type] = json_content_type;
+    } else if (auto err = decode_into(m.data, out)) {
+      log->reject(*ctx, counter::decode_errors, m.subject, describe(err));
+      return false;
     }
-    if (!is_valid_id(env->from)) {
+    if (!is_valid_id(out.from)) {
       log->reject(*ctx, counter::wire_rejected, m.subject,
                   "sender id is not [A-Za-z0-9_-]{1,64}");
-      return std::nullopt;
+      return false;
     }
-    if (env->payload.size() > ctx->limits.max_payload) {
+    if (out.payload.size() > ctx->limits.max_payload) {
       log->reject(*ctx, counter::wire_rejected, m.subject,
-                  "payload of " + std::to_string(env->payload.size())
+                  "payload of " + std::to_string(out.payload.size())
                     + " bytes is over the limit");
-      return std::nullopt;
+      return false;
     }
-    env->kind = k;
-    if (json)
-      env->headers[nats_headers::content_type] = json_content_type;
-    return std::move(*env);
+    out.kind = k;
+    return true;
+  }
+
+  std::optional<envelope> accept(nats_message& m, kind k) {
+    std::optional<envelope> out{std::in_place};
+    if (!accept_into(m, k, *out))
+      out.reset();
+    return out;
   }
 
   void deliver(const caf::actor& dest, envelope env) {
@@ -479,17 +493,22 @@ struct inbound {
       to_nova(std::move(m), b.id);
       return;
     }
-    auto env = accept(m, kind::direct);
-    if (env) {
-      env->to = b.id;
-      if (env->priority == priority::urgent) {
+    // Decoded in place, into the batch's next slot.
+    if (b.batch.empty())
+      b.batch.reserve(std::min<size_t>(m.pending + 1, max_batch));
+    auto& env = b.batch.emplace_back();
+    if (!accept_into(m, kind::direct, env)) {
+      b.batch.pop_back();
+    } else {
+      env.to = b.id;
+      if (env.priority == priority::urgent) {
+        auto urgent = std::move(env);
+        b.batch.pop_back();
         flush(b);
         if (auto dest = ctx->directory.find(b.id))
-          deliver(dest, std::move(*env));
+          deliver(dest, std::move(urgent));
         else
           ctx->stats.add(counter::dead_letters);
-      } else {
-        b.batch.push_back(std::move(*env));
       }
     }
     if (m.pending == 0 || b.batch.size() >= max_batch)
@@ -872,6 +891,10 @@ caf::error start_nats_gateway(caf::actor_system& sys, const context_ptr& ctx,
   auto gw_ptr = std::make_shared<caf::actor>();
   auto raw_ctx = ctx.get();
   settings.name = "nova-" + ctx->node_id;
+  // What the inbound side reads; the id headers repeat the envelope's.
+  settings.header_keys = {nats_headers::content_type, nats_headers::node,
+                          nats_headers::from,         nats_headers::timeout_ms,
+                          nats_headers::error,        nats_headers::error_message};
   auto client = nats_client::connect(
     settings,
     [gw_ptr](nats_event ev) {

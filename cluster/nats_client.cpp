@@ -37,7 +37,79 @@ void free_c_array(const char** p) noexcept {
 using options_ptr = c_handle<natsOptions, natsOptions_Destroy>;
 using connection_ptr = c_handle<natsConnection, natsConnection_Destroy>;
 using subscription_ptr = c_handle<natsSubscription, natsSubscription_Destroy>;
-using msg_ptr = c_handle<natsMsg, natsMsg_Destroy>;
+// -- messages without the garbage collector ------------------------------------
+//
+// nats.c hands every destroyed natsMsg to its garbage-collector thread and
+// wakes that thread through a futex, and its header setter builds a hash map
+// with three allocations per header. At a few hundred thousand messages a
+// second both cost more than the rest of a publish. nats.c 3.x exports the two
+// functions beneath its public ones: `natsMsg_create` (a message from a buffer
+// holding the encoded headers and the payload, exactly as it arrives from the
+// wire) and `natsMsg_free` (free at once, on this thread). They are not in
+// nats.h, so they are declared here, used only with the 3.x series they were
+// read from, and checked once at first use (headers, payload, subject and
+// reply read back through the public API). If the check fails, the public API
+// is used instead.
+
+#if NATS_VERSION_MAJOR == 3
+extern "C" {
+natsStatus natsMsg_create(natsMsg** msg, const char* subject, int subject_len,
+                          const char* reply, int reply_len, const char* buf,
+                          int buf_len, int hdr_len);
+void natsMsg_free(void* msg);
+}
+#endif
+
+constexpr std::string_view header_line = "NATS/1.0\r\n";
+
+bool check_direct_msgs() noexcept {
+#if NATS_VERSION_MAJOR == 3
+  std::string buf{header_line};
+  buf += "Nova-Check: yes\r\nNova-Other: two words\r\n\r\n";
+  auto hdr_len = static_cast<int>(buf.size());
+  buf += "data";
+  natsMsg* m = nullptr;
+  if (natsMsg_create(&m, "a.b", 3, "r.s", 3, buf.data(),
+                     static_cast<int>(buf.size()), hdr_len)
+        != NATS_OK
+      || m == nullptr)
+    return false;
+  auto equals = [](const char* x, std::string_view y) {
+    return x != nullptr && std::string_view{x} == y;
+  };
+  const char* a = nullptr;
+  const char* b = nullptr;
+  auto data = natsMsg_GetData(m);
+  bool ok = natsMsgHeader_Get(m, "Nova-Check", &a) == NATS_OK
+            && equals(a, "yes")
+            && natsMsgHeader_Get(m, "Nova-Other", &b) == NATS_OK
+            && equals(b, "two words") && natsMsg_GetDataLength(m) == 4
+            && data != nullptr && std::string_view{data, 4} == "data"
+            && equals(natsMsg_GetSubject(m), "a.b")
+            && equals(natsMsg_GetReply(m), "r.s");
+  natsMsg_free(m);
+  return ok;
+#else
+  return false;
+#endif
+}
+
+bool direct_msgs() noexcept {
+  static const bool ok = check_direct_msgs();
+  return ok;
+}
+
+void release_msg(natsMsg* m) noexcept {
+#if NATS_VERSION_MAJOR == 3
+  if (direct_msgs()) {
+    natsMsg_free(m);
+    return;
+  }
+#endif
+  natsMsg_Destroy(m);
+}
+
+using msg_ptr = c_handle<natsMsg, release_msg>;
 using inbox_ptr = c_handle<natsInbox, natsInbox_Destroy>;
 // Arrays nats.c allocates and the caller frees with free().
 using c_array_ptr = c_handle<const char*, free_c_array>;
@@ -202,24 +274,78 @@ caf::error check_payload(std::string_view data) {
 
 // -- messages -----------------------------------------------------------------
 
-caf::expected<msg_ptr> make_msg(const std::string& subject,
-                                const std::string& reply, std::string_view data,
-                                const nova::headers& hdrs) {
+/// A message with `count` headers from `key(i)`/`value(i)`, validated by the
+/// caller: built straight from the encoded bytes when nats.c allows it.
+template <class Key, class Value>
+caf::expected<msg_ptr> build_msg(const std::string& subject,
+                                 const std::string& reply,
+                                 std::string_view data, size_t count, Key key,
+                                 Value value) {
   natsMsg* raw = nullptr;
+#if NATS_VERSION_MAJOR == 3
+  if (direct_msgs()) {
+    thread_local std::string buf;
+    buf.clear();
+    if (count > 0) {
+      buf += header_line;
+      for (size_t i = 0; i < count; ++i) {
+        buf += key(i);
+        buf += ": ";
+        buf += value(i);
+        buf += "\r\n";
+      }
+      buf += "\r\n";
+    }
+    auto hdr_len = static_cast<int>(buf.size());
+    buf += data;
+    if (buf.size() > static_cast<size_t>(INT_MAX))
+      return make_error(errc::payload_too_large,
+                        fmt::format("{} bytes exceed what nats.c can send",
+                                    buf.size()));
+    auto s = natsMsg_create(&raw, subject.data(),
+                            static_cast<int>(subject.size()), reply.data(),
+                            static_cast<int>(reply.size()), buf.data(),
+                            static_cast<int>(buf.size()), hdr_len);
+    msg_ptr msg{raw};
+    if (buf.capacity() > 64 * 1024)
+      std::string{}.swap(buf); // keep no large body around per thread
+    if (s != NATS_OK)
+      return to_error(s, fmt::format("cannot build a message for '{}'",
+                                     subject));
+    return msg;
+  }
+#endif
   auto s = natsMsg_Create(&raw, subject.c_str(),
                           reply.empty() ? nullptr : reply.c_str(), data.data(),
                           static_cast<int>(data.size()));
   msg_ptr msg{raw};
   if (s != NATS_OK)
     return to_error(s, fmt::format("cannot build a message for '{}'", subject));
-  for (auto& [key, value] : hdrs)
-    if (auto hs = natsMsgHeader_Set(msg.get(), key.c_str(), value.c_str());
+  for (size_t i = 0; i < count; ++i) {
+    std::string k{key(i)};
+    std::string v{value(i)};
+    if (auto hs = natsMsgHeader_Set(msg.get(), k.c_str(), v.c_str());
         hs != NATS_OK)
-      return to_error(hs, fmt::format("cannot set NATS header '{}'", key));
+      return to_error(hs, fmt::format("cannot set NATS header '{}'", k));
+  }
   return msg;
 }
 
-nats_message to_message(natsMsg* msg) {
+caf::expected<msg_ptr> make_msg(const std::string& subject,
+                                const std::string& reply, std::string_view data,
+                                const nova::headers& hdrs) {
+  std::vector<std::pair<std::string_view, std::string_view>> flat;
+  flat.reserve(hdrs.size());
+  for (auto& [key, value] : hdrs)
+    flat.emplace_back(key, value);
+  return build_msg(
+    subject, reply, data, flat.size(),
+    [&](size_t i) { return flat[i].first; },
+    [&](size_t i) { return flat[i].second; });
+}
+
+/// `keys`: the headers to copy (all when empty).
+nats_message to_message(natsMsg* msg, const std::vector<std::string>& keys) {
   nats_message out;
   if (auto subject = natsMsg_GetSubject(msg))
     out.subject = subject;
@@ -229,15 +355,23 @@ nats_message to_message(natsMsg* msg) {
   auto len = natsMsg_GetDataLength(msg);
   if (data != nullptr && len > 0)
     out.data.assign(data, static_cast<size_t>(len));
-  const char** keys = nullptr;
-  int count = 0;
-  // NATS_NOT_FOUND: the message has no headers.
-  if (natsMsgHeader_Keys(msg, &keys, &count) == NATS_OK) {
-    c_array_ptr guard{keys};
-    for (int i = 0; i < count; ++i) {
+  if (!keys.empty()) {
+    for (const auto& key : keys) {
       const char* value = nullptr;
-      if (natsMsgHeader_Get(msg, keys[i], &value) == NATS_OK)
-        out.headers.emplace(keys[i], value != nullptr ? value : "");
+      // NATS_NOT_FOUND: no such header (or none at all).
+      if (natsMsgHeader_Get(msg, key.c_str(), &value) == NATS_OK)
+        out.headers.emplace(key, value != nullptr ? value : "");
+    }
+  } else {
+    const char** all = nullptr;
+    int count = 0;
+    if (natsMsgHeader_Keys(msg, &all, &count) == NATS_OK) {
+      c_array_ptr guard{all};
+      for (int i = 0; i < count; ++i) {
+        const char* value = nullptr;
+        if (natsMsgHeader_Get(msg, all[i], &value) == NATS_OK)
+          out.headers.emplace(all[i], value != nullptr ? value : "");
+      }
     }
   }
   out.no_responders = natsMsg_IsNoResponders(msg);
@@ -278,13 +412,15 @@ void guarded(const char* what, F&& f) noexcept {
 }
 
 struct sub_state {
-  sub_state(nats_client::message_handler f, std::string subj)
-    : fn(std::move(f)), subject(std::move(subj)) {
+  sub_state(nats_client::message_handler f, std::string subj,
+            std::vector<std::string> keys)
+    : fn(std::move(f)), subject(std::move(subj)), header_keys(std::move(keys)) {
     // nop
   }
 
   nats_client::message_handler fn;
   const std::string subject;
+  const std::vector<std::string> header_keys;
   std::atomic<bool> closing{false};
   std::mutex mtx;
   std::condition_variable cv;
@@ -466,7 +602,7 @@ void on_message(natsConnection*, natsSubscription* sub, natsMsg* raw,
     return;
   running_guard rg{st};
   guarded("message", [&] {
-    auto m = to_message(msg.get());
+    auto m = to_message(msg.get(), st->header_keys);
     msg.reset();
     int pending = 0;
     if (natsSubscription_GetPending(sub, &pending, nullptr) == NATS_OK
@@ -824,20 +960,13 @@ caf::error nats_client::publish_trusted(const std::string& subject,
     return err;
   if (auto err = check_payload(data))
     return err;
-  natsMsg* raw = nullptr;
-  auto st = natsMsg_Create(&raw, subject.c_str(),
-                           reply.empty() ? nullptr : reply.c_str(),
-                           data.data(), static_cast<int>(data.size()));
-  msg_ptr msg{raw};
-  if (st != NATS_OK)
-    return to_error(st, fmt::format("cannot build a message for '{}'",
-                                    subject));
-  for (size_t i = 0; i < count; ++i)
-    if (auto hs = natsMsgHeader_Set(msg.get(), hdrs[i].key, hdrs[i].value);
-        hs != NATS_OK)
-      return to_error(hs, fmt::format("cannot set NATS header '{}'",
-                                      hdrs[i].key));
-  st = natsConnection_PublishMsg(impl_->conn.get(), msg.get());
+  auto msg = build_msg(
+    subject, reply, data, count,
+    [hdrs](size_t i) { return std::string_view{hdrs[i].key}; },
+    [hdrs](size_t i) { return std::string_view{hdrs[i].value}; });
+  if (!msg)
+    return std::move(msg.error());
+  auto st = natsConnection_PublishMsg(impl_->conn.get(), msg->get());
   if (st != NATS_OK)
     return to_error(st, fmt::format("publish to '{}'", subject));
   return caf::none;
@@ -867,7 +996,8 @@ nats_client::subscribe(const std::string& subject, message_handler f,
                                subject));
   if (!f)
     return invalid(fmt::format("no message handler for '{}'", subject));
-  auto state = std::make_shared<sub_state>(std::move(f), subject);
+  auto state = std::make_shared<sub_state>(std::move(f), subject,
+                                           impl_->settings.header_keys);
   auto keep = std::make_unique<sub_keepalive>(state);
   auto* nc = impl_->conn.get();
   natsSubscription* raw = nullptr;
@@ -931,7 +1061,7 @@ nats_client::request(const std::string& subject, std::string_view data,
   msg_ptr reply{raw};
   switch (st) {
     case NATS_OK:
-      return to_message(reply.get());
+      return to_message(reply.get(), impl_->settings.header_keys);
     case NATS_TIMEOUT:
       return make_error(errc::request_timeout,
                         fmt::format("no reply from '{}' within {} ms", subject,

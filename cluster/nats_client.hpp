@@ -48,6 +48,10 @@ struct nats_settings {
   /// gateway subscription fans in a whole cluster's traffic.
   int pending_msgs_limit = 1'000'000;
   int64_t pending_bytes_limit = int64_t{1} << 30;
+  /// The NATS headers copied into each `nats_message` (received messages and
+  /// request replies); empty copies them all. Naming the few a handler reads
+  /// saves copying the rest on every message.
+  std::vector<std::string> header_keys;
   /// How long the destructor lets subscriptions drain before closing.
   caf::timespan drain_timeout = std::chrono::seconds(2);
 

@@ -436,8 +436,14 @@ caf::error malformed_envelope(const char* why) {
 
 template <>
 caf::expected<envelope> decode<envelope>(std::string_view bytes) {
-  wire_reader r{bytes};
   envelope out;
+  if (auto err = decode_into(bytes, out))
+    return err;
+  return out;
+}
+
+caf::error decode_into(std::string_view bytes, envelope& out) {
+  wire_reader r{bytes};
   uint64_t kind_raw = 0;
   uint64_t prio_raw = 0;
   while (r.pos < bytes.size()) {
@@ -526,7 +532,7 @@ caf::expected<envelope> decode<envelope>(std::string_view bytes) {
     return bad("priority", static_cast<int>(prio_raw & 0x7fffffff));
   out.kind = *k;
   out.priority = *p;
-  return out;
+  return caf::none;
 }
 
 #define NOVA_CODEC_INSTANTIATE(T)                                              \

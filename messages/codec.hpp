@@ -46,6 +46,11 @@ template <class T>
 template <>
 [[nodiscard]] caf::expected<envelope> decode<envelope>(std::string_view bytes);
 
+/// As `decode<envelope>`, into an envelope the caller holds (e.g. the next
+/// slot of a batch): `out` must be default-constructed; on error it is left
+/// partly filled.
+[[nodiscard]] caf::error decode_into(std::string_view bytes, envelope& out);
+
 /// Protobuf's canonical JSON mapping (lowerCamelCase names, enums by name,
 /// bytes as base64, int64 as strings).
 template <class T>

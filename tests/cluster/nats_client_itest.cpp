@@ -241,6 +241,48 @@ TEST_CASE("a message with headers and a binary payload arrives intact") {
   CHECK(msgs[1].headers.empty());
 }
 
+TEST_CASE("trusted headers arrive as sent and header_keys limits what is "
+          "copied") {
+  NOVA_REQUIRE_NATS_SERVER();
+  nats_server srv;
+  auto all = connect(srv.url());
+  auto s = settings_for(srv.url());
+  s.header_keys = {"Content-Type", "Nova-Node"};
+  auto some = connect(s);
+  collector got_all;
+  collector got_some;
+  auto sub_all = all->subscribe("nova.test.trusted", got_all.handler());
+  auto sub_some = some->subscribe("nova.test.trusted", got_some.handler());
+  REQUIRE(sub_all);
+  REQUIRE(sub_some);
+  REQUIRE_FALSE(all->flush(2s));
+  REQUIRE_FALSE(some->flush(2s));
+  std::string payload{"a\0b", 3};
+  nats_client::header_ref refs[] = {{"Nova-Msg-Id", "01J0000000000000000000000A"},
+                                    {"Nova-Node", "node-1"},
+                                    {"Content-Type", "application/json"}};
+  REQUIRE_FALSE(all->publish_trusted("nova.test.trusted", payload, refs, 3,
+                                     "nova.test.back"));
+  REQUIRE_FALSE(all->publish_trusted("nova.test.trusted", "bare", refs, 0));
+  REQUIRE(got_all.wait_for(2));
+  REQUIRE(got_some.wait_for(2));
+  auto a = got_all.messages();
+  CHECK(a[0].data == payload);
+  CHECK(a[0].reply == "nova.test.back");
+  CHECK(a[0].headers
+        == nova::headers{{"Nova-Msg-Id", "01J0000000000000000000000A"},
+                         {"Nova-Node", "node-1"},
+                         {"Content-Type", "application/json"}});
+  CHECK(a[1].data == "bare");
+  CHECK(a[1].headers.empty());
+  auto b = got_some.messages();
+  CHECK(b[0].data == payload);
+  CHECK(b[0].headers
+        == nova::headers{{"Nova-Node", "node-1"},
+                         {"Content-Type", "application/json"}});
+  CHECK(b[1].headers.empty());
+}
+
 TEST_CASE("queue-group members split messages so each is handled once") {
   NOVA_REQUIRE_NATS_SERVER();
   nats_server srv;
