@@ -214,9 +214,22 @@ reply_handle agent::start_request(caf::actor dest, envelope env,
     return {this, hdl, std::move(to), timeout, std::move(err)};
   }
   ctx_->stats.add(counter::sent_request);
-  if (dest == ctx_->gateway)
-    env.headers[nats_headers::timeout_ms] = std::to_string(
-      std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
+  if (dest == ctx_->gateway && ctx_->bus) {
+    // Another node: published from here, the reply comes straight back to
+    // this actor as the response to `mid`.
+    auto mid = new_request_id(env.priority == priority::urgent
+                                ? caf::message_priority::high
+                                : caf::message_priority::normal);
+    if (auto e = ctx_->bus->request(env, timeout, ctrl(), mid.response_id())) {
+      auto hdl = caf::event_based_actor::request(caf::actor{}, timeout,
+                                                 request_atom::value,
+                                                 envelope{});
+      return {this, hdl, std::move(to), timeout, std::move(e)};
+    }
+    request_response_timeout(caf::duration{timeout}, mid);
+    return {this, reply_handle::handle_type{mid.response_id(), this},
+            std::move(to), timeout, caf::none};
+  }
   if (env.priority == priority::urgent) {
     auto hdl = caf::event_based_actor::request<caf::message_priority::high>(
       dest, timeout, request_atom::value, std::move(env));
@@ -374,7 +387,7 @@ void agent::dispatch(envelope& env) {
   }
 }
 
-caf::result<envelope> agent::answer(envelope& req) {
+caf::expected<envelope> agent::answer(envelope& req) {
   ctx_->stats.add(counter::received_request);
   caf::expected<std::string> r{std::string{}};
   try {
@@ -477,7 +490,17 @@ caf::behavior agent::make_behavior() {
         dispatch(env);
     },
     [this](request_atom, envelope& env) -> caf::result<envelope> {
-      return answer(env);
+      auto r = answer(env);
+      if (!r)
+        return std::move(r.error());
+      return std::move(*r);
+    },
+    // A request from another node: answered on the wire, no actor between.
+    [this](wire_request_atom, envelope& env, std::string& reply_to,
+           bool json) {
+      auto r = answer(env);
+      if (ctx_->bus)
+        ctx_->bus->reply(reply_to, r, json);
     },
     [this](presence& p) {
       ctx_->stats.add(counter::received_presence);

@@ -244,7 +244,7 @@ private:
   reply_handle start_request(caf::actor dest, envelope env, std::string to,
                              caf::timespan timeout, caf::error err);
   void dispatch(envelope& env);
-  caf::result<envelope> answer(envelope& req);
+  caf::expected<envelope> answer(envelope& req);
   /// Runs `f`; an exception escaping it is counted and logged.
   template <class F>
   void guarded(const char* what, F&& f) {

@@ -3,6 +3,10 @@
 #include <string>
 
 #include <caf/error.hpp>
+#include <caf/expected.hpp>
+#include <caf/fwd.hpp>
+#include <caf/message_id.hpp>
+#include <caf/timespan.hpp>
 
 #include "messages/types.hpp"
 
@@ -23,6 +27,24 @@ public:
   /// Sends an envelope to exactly one Nova with `capability`, on any node.
   virtual caf::error publish_any(const std::string& capability,
                                  const envelope& env) = 0;
+
+  /// Sends the request `env` to another node: to `env.to`, or to one Nova
+  /// with the capability named in its `capability_header`. The reply (an
+  /// envelope of kind `response`, or an error) goes straight to
+  /// `requester` as the response `response_id` of a request it made, with
+  /// no actor hop in between; the requester keeps its own timeout. An error
+  /// here means nothing was sent.
+  virtual caf::error request(const envelope& env, caf::timespan timeout,
+                             caf::strong_actor_ptr requester,
+                             caf::message_id response_id)
+    = 0;
+
+  /// Answers a request that came from another node (see
+  /// `wire_request_atom`): publishes `r` to the reply subject `reply_to`, as
+  /// JSON when the request was JSON.
+  virtual void reply(const std::string& reply_to,
+                     const caf::expected<envelope>& r, bool json)
+    = 0;
 
   /// True if a Nova with this id runs on another node, as far as presence
   /// heartbeats tell.

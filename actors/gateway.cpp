@@ -1,5 +1,6 @@
 #include "actors/gateway.hpp"
 
+#include <charconv>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -27,7 +28,6 @@ namespace {
 
 using nova_up_atom = caf::atom_constant<caf::atom("novaup")>;
 using nova_down_atom = caf::atom_constant<caf::atom("novadown")>;
-using wire_request_atom = caf::atom_constant<caf::atom("wirereq")>;
 using reply_atom = caf::atom_constant<caf::atom("reply")>;
 using nats_event_atom = caf::atom_constant<caf::atom("natsevt")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
@@ -149,6 +149,163 @@ public:
     if (!subject)
       return subject.error();
     return send_or_queue(std::move(*subject), env);
+  }
+
+  /// The inbox prefix replies come back to (`<inbox>.<token>`).
+  void set_reply_prefix(std::string x) {
+    reply_prefix_ = std::move(x);
+  }
+
+  const std::string& reply_prefix() const noexcept {
+    return reply_prefix_;
+  }
+
+  /// Tokens for reply subjects, shared by the gateway actor's requests and
+  /// the direct ones.
+  uint64_t next_token() noexcept {
+    return next_token_.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+
+  caf::error request(const envelope& env, caf::timespan timeout,
+                     caf::strong_actor_ptr requester,
+                     caf::message_id response_id) override {
+    if (!connected_)
+      return make_error(errc::backend_unavailable,
+                        "not connected to NATS; request to '" + env.to
+                          + "' not sent");
+    auto cap = env.headers.find(capability_header);
+    auto subject = cap != env.headers.end() ? names_.capability(cap->second)
+                                            : names_.inbox(env.to);
+    if (!subject)
+      return subject.error();
+    auto token = next_token();
+    auto reply = reply_prefix_ + "." + std::to_string(token);
+    {
+      std::lock_guard guard{requests_mtx_};
+      requests_.emplace(token,
+                        direct_request{std::move(requester), response_id,
+                                       cap != env.headers.end()
+                                         ? "capability " + cap->second
+                                         : env.to,
+                                       clock::now() + timeout});
+    }
+    auto ms = std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
+    nats_client::header_ref refs[] = {
+      {nats_headers::msg_id, env.id.c_str()},
+      {nats_headers::correlation_id, env.correlation_id.c_str()},
+      {nats_headers::timeout_ms, ms.c_str()},
+    };
+    auto data = encode(env);
+    caf::error err;
+    if (!with_client([&](nats_client& c) {
+          err = c.publish_trusted(*subject, data, refs, 3, reply);
+        }))
+      err = make_error(errc::backend_unavailable, "the NATS client is gone");
+    if (err) {
+      std::lock_guard guard{requests_mtx_};
+      requests_.erase(token);
+      return err;
+    }
+    ctx_->stats.add(counter::wire_out);
+    return caf::none;
+  }
+
+  /// Delivers the reply for `token` if a Nova asked directly; false if the
+  /// token is not one of those (the gateway actor's, or expired).
+  bool complete_request(uint64_t token, nats_message& m) {
+    direct_request r;
+    {
+      std::lock_guard guard{requests_mtx_};
+      auto i = requests_.find(token);
+      if (i == requests_.end())
+        return false;
+      r = std::move(i->second);
+      requests_.erase(i);
+    }
+    auto respond = [&](auto&& x) {
+      r.requester->enqueue(caf::make_mailbox_element(nullptr, r.response_id,
+                                                     {}, std::move(x)),
+                           nullptr);
+    };
+    auto outcome = reply_outcome(m, r.target);
+    if (outcome)
+      respond(std::move(*outcome));
+    else
+      respond(std::move(outcome.error()));
+    return true;
+  }
+
+  /// What a reply message means: the response envelope, or the error the
+  /// other side (or the server) reported.
+  caf::expected<envelope> reply_outcome(nats_message& m,
+                                        const std::string& target) {
+    if (m.no_responders)
+      return make_error(errc::unknown_nova,
+                        "no Nova is listening as " + target);
+    if (auto e = m.headers.find(nats_headers::error); e != m.headers.end()) {
+      auto msg = m.headers[nats_headers::error_message];
+      return make_error(parse_errc(e->second), msg);
+    }
+    envelope env;
+    if (auto err = decode_into(m.data, env)) {
+      ctx_->stats.add(counter::decode_errors);
+      return err;
+    }
+    env.kind = kind::response;
+    return env;
+  }
+
+  /// Forgets direct requests whose requester gave up long ago (it keeps
+  /// its own timeout; this only bounds the table).
+  void expire_requests() {
+    auto cutoff = clock::now() - std::chrono::seconds(1);
+    std::lock_guard guard{requests_mtx_};
+    for (auto i = requests_.begin(); i != requests_.end();)
+      i = i->second.deadline < cutoff ? requests_.erase(i) : std::next(i);
+  }
+
+  void reply(const std::string& reply_to, const caf::expected<envelope>& r,
+             bool json) override {
+    nova::headers hs;
+    std::string body;
+    if (r) {
+      hs[nats_headers::msg_id] = r->id;
+      hs[nats_headers::correlation_id] = r->correlation_id;
+      hs[nats_headers::from] = r->from;
+      if (json) {
+        hs[nats_headers::content_type] = json_content_type;
+        auto parsed = nlohmann::json::parse(r->payload, nullptr, false);
+        body = parsed.is_discarded() ? nlohmann::json(r->payload).dump()
+                                     : r->payload;
+      } else {
+        body = encode(*r);
+      }
+    } else {
+      const auto& err = r.error();
+      auto code = code_of(err);
+      // The code travels in its own header: the message is the context.
+      const auto& detail = err.context();
+      auto message = detail.size() == 1 && detail.match_element<std::string>(0)
+                       ? detail.get_as<std::string>(0)
+                       : describe(err);
+      hs[nats_headers::error] = to_string(code);
+      hs[nats_headers::error_message] = message;
+      hs[nats_headers::node] = ctx_->node_id;
+      if (json) {
+        hs[nats_headers::content_type] = json_content_type;
+        body = nlohmann::json{
+          {"error", {{"code", to_string(code)}, {"message", message}}}}
+                 .dump();
+      }
+    }
+    with_client([&](nats_client& c) {
+      if (auto err = c.publish(reply_to, body, hs))
+        spdlog::debug("gateway: reply to '{}' lost: {}", reply_to,
+                      describe(err));
+      else
+        ctx_->stats.add(counter::wire_out);
+    });
   }
 
   bool knows(const std::string& nova_id) const override {
@@ -285,6 +442,13 @@ private:
     nova::headers headers;
   };
 
+  struct direct_request {
+    caf::strong_actor_ptr requester;
+    caf::message_id response_id;
+    std::string target;
+    clock::time_point deadline;
+  };
+
   bool fresh(const remote_nova& r) const {
     // While disconnected we cannot hear heartbeats: what we knew stays known,
     // so sends wait in the outbox instead of failing.
@@ -344,6 +508,10 @@ private:
   clock::time_point settle_until_;
   mutable std::shared_mutex remote_mtx_;
   std::unordered_map<std::string, remote_nova> remote_;
+  std::string reply_prefix_;
+  std::atomic<uint64_t> next_token_{0};
+  std::mutex requests_mtx_;
+  std::unordered_map<uint64_t, direct_request> requests_;
 };
 
 // -- inbound: decoding and checking what arrives from the wire ----------------
@@ -526,9 +694,23 @@ struct inbound {
     }
     env->to = id;
     if (!m.reply.empty()) {
+      // Straight to the Nova, which publishes its answer itself.
+      auto dest = ctx->directory.find(id);
+      if (!dest) {
+        ctx->stats.add(counter::dead_letters);
+        reply_error(m, errc::unknown_nova,
+                    "no Nova named '" + id + "' on node '" + ctx->node_id
+                      + "'");
+        return;
+      }
       bool json = is_json(m.headers);
-      caf::anon_send(gateway, wire_request_atom::value, std::move(*env),
-                     std::move(m.reply), json);
+      if (env->priority == priority::urgent)
+        caf::anon_send<caf::message_priority::high>(
+          dest, wire_request_atom::value, std::move(*env), std::move(m.reply),
+          json);
+      else
+        caf::anon_send(dest, wire_request_atom::value, std::move(*env),
+                       std::move(m.reply), json);
       return;
     }
     if (auto dest = ctx->directory.find(id))
@@ -540,19 +722,7 @@ struct inbound {
   /// Answers a request the gateway could not accept, so the requester does
   /// not wait for its timeout.
   void reply_error(const nats_message& m, errc code, const std::string& msg) {
-    nova::headers hs;
-    hs[nats_headers::error] = to_string(code);
-    hs[nats_headers::error_message] = msg;
-    hs[nats_headers::node] = ctx->node_id;
-    std::string body;
-    if (is_json(m.headers)) {
-      hs[nats_headers::content_type] = json_content_type;
-      body = nlohmann::json{{"error", {{"code", to_string(code)},
-                                       {"message", msg}}}}
-               .dump();
-    }
-    bus->with_client(
-      [&](nats_client& c) { static_cast<void>(c.publish(m.reply, body, hs)); });
+    bus->reply(m.reply, make_error(code, msg), is_json(m.headers));
   }
 
   bool own(const nats_message& m) const {
@@ -614,7 +784,6 @@ struct gateway_state {
   std::shared_ptr<inbound> in;
   context_ptr ctx;
   std::string reply_prefix;
-  uint64_t next_token = 0;
   std::unordered_map<uint64_t, pending_request> pending;
   std::unordered_map<std::string,
                      std::vector<std::unique_ptr<nats_subscription>>>
@@ -622,45 +791,6 @@ struct gateway_state {
 };
 
 using gateway_actor = caf::stateful_actor<gateway_state>;
-
-void publish_reply(gateway_actor* self, const std::string& reply,
-                   const envelope& r, bool json) {
-  auto& bus = *self->state.bus;
-  auto hs = bus.headers_for(r);
-  hs[nats_headers::from] = r.from;
-  std::string body;
-  if (json) {
-    hs[nats_headers::content_type] = json_content_type;
-    auto parsed = nlohmann::json::parse(r.payload, nullptr, false);
-    body = parsed.is_discarded() ? nlohmann::json(r.payload).dump()
-                                 : r.payload;
-  } else {
-    body = encode(r);
-  }
-  bus.with_client([&](nats_client& c) {
-    if (auto err = c.publish(reply, body, hs))
-      spdlog::debug("gateway: reply to '{}' lost: {}", reply, describe(err));
-    else
-      self->state.ctx->stats.add(counter::wire_out);
-  });
-}
-
-void publish_error(gateway_actor* self, const std::string& reply, errc code,
-                   const std::string& message, bool json) {
-  nova::headers hs;
-  hs[nats_headers::error] = to_string(code);
-  hs[nats_headers::error_message] = message;
-  hs[nats_headers::node] = self->state.ctx->node_id;
-  std::string body;
-  if (json) {
-    hs[nats_headers::content_type] = json_content_type;
-    body = nlohmann::json{{"error",
-                           {{"code", to_string(code)}, {"message", message}}}}
-             .dump();
-  }
-  self->state.bus->with_client(
-    [&](nats_client& c) { static_cast<void>(c.publish(reply, body, hs)); });
-}
 
 caf::behavior gateway_fun(gateway_actor* self, context_ptr ctx,
                           std::shared_ptr<nats_bus> bus,
@@ -736,7 +866,7 @@ caf::behavior gateway_fun(gateway_actor* self, context_ptr ctx,
                                              : env.to;
       auto timeout = millis_header(env.headers,
                                    st.ctx->limits.request_timeout);
-      auto token = ++st.next_token;
+      auto token = st.bus->next_token();
       auto hs = st.bus->headers_for(env);
       hs[nats_headers::timeout_ms] = std::to_string(
         std::chrono::duration_cast<std::chrono::milliseconds>(timeout)
@@ -762,25 +892,7 @@ caf::behavior gateway_fun(gateway_actor* self, context_ptr ctx,
         return; // late: the requester gave up already
       auto p = std::move(i->second);
       st.pending.erase(i);
-      if (m.no_responders) {
-        p.promise.deliver(make_error(errc::unknown_nova,
-                                     "no Nova is listening as " + p.target));
-        return;
-      }
-      if (auto e = m.headers.find(nats_headers::error);
-          e != m.headers.end()) {
-        auto msg = m.headers[nats_headers::error_message];
-        p.promise.deliver(make_error(parse_errc(e->second), msg));
-        return;
-      }
-      auto env = decode<envelope>(m.data);
-      if (!env) {
-        st.ctx->stats.add(counter::decode_errors);
-        p.promise.deliver(env.error());
-        return;
-      }
-      env->kind = kind::response;
-      p.promise.deliver(std::move(*env));
+      p.promise.deliver(st.bus->reply_outcome(m, p.target));
     },
     [self](expire_atom, uint64_t token) {
       auto& st = self->state;
@@ -790,35 +902,6 @@ caf::behavior gateway_fun(gateway_actor* self, context_ptr ctx,
       i->second.promise.deliver(make_error(
         errc::request_timeout, "no reply from " + i->second.target));
       st.pending.erase(i);
-    },
-    [self](wire_request_atom, envelope& env, std::string& reply, bool json) {
-      auto& st = self->state;
-      auto dest = st.ctx->directory.find(env.to);
-      if (!dest) {
-        st.ctx->stats.add(counter::dead_letters);
-        publish_error(self, reply, errc::unknown_nova,
-                      "no Nova named '" + env.to + "' on node '"
-                        + st.ctx->node_id + "'",
-                      json);
-        return;
-      }
-      auto timeout = millis_header(env.headers,
-                                   st.ctx->limits.request_timeout);
-      auto on_reply = [self, reply, json](envelope& r) {
-        publish_reply(self, reply, r, json);
-      };
-      auto on_error = [self, reply, json](caf::error& err) {
-        publish_error(self, reply, code_of(err), describe(err), json);
-      };
-      if (env.priority == priority::urgent)
-        self
-          ->request<caf::message_priority::high>(dest, timeout,
-                                                 request_atom::value,
-                                                 std::move(env))
-          .then(on_reply, on_error);
-      else
-        self->request(dest, timeout, request_atom::value, std::move(env))
-          .then(on_reply, on_error);
     },
     [self](nats_event_atom, int ev) {
       auto& st = self->state;
@@ -866,6 +949,7 @@ caf::behavior gateway_fun(gateway_actor* self, context_ptr ctx,
       auto& st = self->state;
       st.bus->forget_stale();
       st.bus->flush_outbox();
+      st.bus->expire_requests();
       self->delayed_send(self, st.ctx->limits.heartbeat_interval,
                          tick_atom::value);
     },
@@ -909,6 +993,7 @@ caf::error start_nats_gateway(caf::actor_system& sys, const context_ptr& ctx,
   if (!client)
     return client.error();
   *reply_prefix = (*client)->new_inbox();
+  bus->set_reply_prefix(*reply_prefix);
   bus->set_client(std::move(*client));
   auto gw = sys.spawn(gateway_fun, ctx, bus, in, *reply_prefix);
   *gw_ptr = gw;
@@ -960,14 +1045,16 @@ caf::error start_nats_gateway(caf::actor_system& sys, const context_ptr& ctx,
       in->bus->node_seen(node);
     caf::anon_send(in->ctx->presence, republish_atom::value);
   }));
-  check(sub(*reply_prefix + ".*", [gw, rp = *reply_prefix](nats_message&& m) {
+  check(sub(*reply_prefix + ".*", [gw, rp = *reply_prefix,
+                                    b = bus.get()](nats_message&& m) {
     auto token = tail(m.subject, rp);
-    try {
-      caf::anon_send(gw, reply_atom::value,
-                     static_cast<uint64_t>(std::stoull(token)), std::move(m));
-    } catch (...) {
-      // Not one of ours: ignore.
-    }
+    uint64_t n = 0;
+    auto [end, ec] = std::from_chars(token.data(), token.data() + token.size(),
+                                     n);
+    if (ec != std::errc{} || end != token.data() + token.size())
+      return; // not one of ours
+    if (!b->complete_request(n, m))
+      caf::anon_send(gw, reply_atom::value, n, std::move(m));
   }));
   if (err) {
     stop_nats_gateway(sys, *ctx);

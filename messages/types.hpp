@@ -198,5 +198,8 @@ using watch_atom = caf::atom_constant<caf::atom("watch")>;
 using leave_atom = caf::atom_constant<caf::atom("leave")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using republish_atom = caf::atom_constant<caf::atom("republish")>;
+/// A request from another node: `(wire_request_atom, envelope, reply
+/// subject, json)`, answered through `remote_bus::reply`.
+using wire_request_atom = caf::atom_constant<caf::atom("wirereq")>;
 
 } // namespace nova
