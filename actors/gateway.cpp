@@ -248,7 +248,7 @@ public:
       return make_error(parse_errc(e->second), msg);
     }
     envelope env;
-    if (auto err = decode_into(m.data, env)) {
+    if (auto err = decode_into(m.bytes(), env)) {
       ctx_->stats.add(counter::decode_errors);
       return err;
     }
@@ -459,7 +459,13 @@ private:
   }
 
   caf::error send_or_queue(std::string subject, const envelope& env) {
-    auto data = encode(env);
+    // One buffer per thread: no allocation per send. A large body's buffer
+    // is let go by the next send.
+    thread_local std::string data;
+    if (data.capacity() > 64 * 1024)
+      std::string{}.swap(data);
+    data.clear();
+    encode_to(env, data);
     std::lock_guard guard{outbox_mtx_};
     if (connected_ && outbox_.empty()) {
       // The hot path: headers straight from the envelope, no map.
@@ -489,8 +495,7 @@ private:
                           + " envelopes waiting for NATS; try again later");
     }
     flushed_any_ = true;
-    outbox_.push_back(queued{std::move(subject), std::move(data),
-                             headers_for(env)});
+    outbox_.push_back(queued{std::move(subject), data, headers_for(env)});
     return caf::none;
   }
 
@@ -586,15 +591,16 @@ struct inbound {
   bool accept_into(nats_message& m, kind k, envelope& out) {
     auto& st = ctx->stats;
     st.add(counter::wire_in);
-    if (m.data.size() > ctx->limits.max_payload + envelope_overhead) {
+    auto bytes = m.bytes();
+    if (bytes.size() > ctx->limits.max_payload + envelope_overhead) {
       log->reject(*ctx, counter::wire_rejected, m.subject,
-                  "body of " + std::to_string(m.data.size())
+                  "body of " + std::to_string(bytes.size())
                     + " bytes is over the limit");
       return false;
     }
     bool json = is_json(m.headers);
     if (json) {
-      auto env = from_json_body(m.data);
+      auto env = from_json_body(std::string{bytes});
       if (!env) {
         log->reject(*ctx, counter::decode_errors, m.subject,
                     describe(env.error()));
@@ -602,7 +608,7 @@ struct inbound {
       }
       out = std::move(*env);
       out.headers[nats_headers::content_type] = json_content_type;
-    } else if (auto err = decode_into(m.data, out)) {
+    } else if (auto err = decode_into(bytes, out)) {
       log->reject(*ctx, counter::decode_errors, m.subject, describe(err));
       return false;
     }
@@ -750,7 +756,7 @@ struct inbound {
     if (own(m))
       return;
     ctx->stats.add(counter::wire_in);
-    auto p = decode<presence>(m.data);
+    auto p = decode<presence>(m.bytes());
     if (!p || !is_valid_id(p->nova_id) || !is_valid_id(p->node_id)) {
       log->reject(*ctx, counter::decode_errors, m.subject,
                   p ? "invalid id in presence" : describe(p.error()));
@@ -815,7 +821,7 @@ caf::behavior gateway_fun(gateway_actor* self, context_ptr ctx,
         st.bus->with_client([&](nats_client& c) {
           auto b = std::make_shared<inbound::batcher>();
           b->id = id;
-          auto sub = c.subscribe(
+          auto sub = c.subscribe_borrowed(
             *subject,
             [in, b](nats_message&& m) {
               in->to_nova_batched(std::move(m), *b);
@@ -1002,10 +1008,14 @@ caf::error start_nats_gateway(caf::actor_system& sys, const context_ptr& ctx,
   ctx->bus = bus;
   // Node-wide subscriptions.
   const auto& n = bus->names();
-  auto sub = [&](const std::string& subject, nats_client::message_handler f) {
+  // Handlers that finish with the message before they return borrow its
+  // bytes; the reply handler may pass it on to the gateway actor.
+  auto sub = [&](const std::string& subject, nats_client::message_handler f,
+                 bool borrow = true) {
     caf::error err;
     bus->with_client([&](nats_client& c) {
-      auto s = c.subscribe(subject, std::move(f));
+      auto s = borrow ? c.subscribe_borrowed(subject, std::move(f))
+                      : c.subscribe(subject, std::move(f));
       if (s)
         bus->keep(std::move(*s));
       else
@@ -1055,7 +1065,7 @@ caf::error start_nats_gateway(caf::actor_system& sys, const context_ptr& ctx,
       return; // not one of ours
     if (!b->complete_request(n, m))
       caf::anon_send(gw, reply_atom::value, n, std::move(m));
-  }));
+  }, false));
   if (err) {
     stop_nats_gateway(sys, *ctx);
     return err;

@@ -7,8 +7,10 @@
 #include <climits>
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 #include <utility>
 
@@ -62,7 +64,70 @@ void natsMsg_free(void* msg);
 
 constexpr std::string_view header_line = "NATS/1.0\r\n";
 
-bool check_direct_msgs() noexcept {
+/// The encoded header block of a message ("NATS/1.0\r\n...\r\n\r\n"),
+/// read in place: `natsMsg_create` lays a message out as `subject\0`,
+/// `reply\0` (if any), the header block and `\0` (if any), then the data.
+/// An empty view: no headers. Nothing when the layout is not that (or the
+/// status line carries a status, which nats.c turns into headers): then
+/// the public API has to lift the headers.
+std::optional<std::string_view> raw_headers(natsMsg* m) noexcept {
+  const char* subject = natsMsg_GetSubject(m);
+  const char* reply = natsMsg_GetReply(m);
+  const char* data = natsMsg_GetData(m);
+  if (subject == nullptr || data == nullptr)
+    return std::nullopt;
+  const char* after = reply != nullptr ? reply + std::strlen(reply) + 1
+                                       : subject + std::strlen(subject) + 1;
+  if (after == data)
+    return std::string_view{};
+  constexpr std::ptrdiff_t max_block = 1 << 20;
+  if (data < after || data - after > max_block || data[-1] != '\0')
+    return std::nullopt;
+  std::string_view block{after, static_cast<size_t>(data - 1 - after)};
+  if (block.size() < header_line.size() + 2
+      || block.substr(0, header_line.size()) != header_line
+      || block.substr(block.size() - 4) != "\r\n\r\n")
+    return std::nullopt;
+  return block;
+}
+
+/// Calls `f(key, value)` for each header line of a block `raw_headers`
+/// returned. False if a line is not `Key: Value` (folded lines, say).
+template <class F>
+bool for_each_header(std::string_view block, F f) {
+  auto rest = block.substr(header_line.size());
+  while (!rest.empty()) {
+    auto eol = rest.find("\r\n");
+    if (eol == std::string_view::npos)
+      return false;
+    auto line = rest.substr(0, eol);
+    rest.remove_prefix(eol + 2);
+    if (line.empty())
+      return rest.empty();
+    auto colon = line.find(':');
+    if (colon == std::string_view::npos || colon == 0 || line[0] == ' '
+        || line[0] == '\t')
+      return false;
+    auto key = line.substr(0, colon);
+    auto value = line.substr(colon + 1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t'))
+      value.remove_suffix(1);
+    f(key, value);
+  }
+  return false;
+}
+
+struct direct_support {
+  /// `natsMsg_create` and `natsMsg_free` work as declared.
+  bool create = false;
+  /// `raw_headers` finds the header block of a created message.
+  bool read_headers = false;
+};
+
+direct_support check_direct_msgs() noexcept {
+  direct_support out;
 #if NATS_VERSION_MAJOR == 3
   std::string buf{header_line};
   buf += "Nova-Check: yes\r\nNova-Other: two words\r\n\r\n";
@@ -73,30 +138,35 @@ bool check_direct_msgs() noexcept {
                      static_cast<int>(buf.size()), hdr_len)
         != NATS_OK
       || m == nullptr)
-    return false;
+    return out;
   auto equals = [](const char* x, std::string_view y) {
     return x != nullptr && std::string_view{x} == y;
   };
+  auto raw = raw_headers(m);
+  out.read_headers = raw && *raw == std::string_view{buf}.substr(0, hdr_len);
   const char* a = nullptr;
   const char* b = nullptr;
   auto data = natsMsg_GetData(m);
-  bool ok = natsMsgHeader_Get(m, "Nova-Check", &a) == NATS_OK
-            && equals(a, "yes")
-            && natsMsgHeader_Get(m, "Nova-Other", &b) == NATS_OK
-            && equals(b, "two words") && natsMsg_GetDataLength(m) == 4
-            && data != nullptr && std::string_view{data, 4} == "data"
-            && equals(natsMsg_GetSubject(m), "a.b")
-            && equals(natsMsg_GetReply(m), "r.s");
+  out.create = natsMsgHeader_Get(m, "Nova-Check", &a) == NATS_OK
+               && equals(a, "yes")
+               && natsMsgHeader_Get(m, "Nova-Other", &b) == NATS_OK
+               && equals(b, "two words") && natsMsg_GetDataLength(m) == 4
+               && data != nullptr && std::string_view{data, 4} == "data"
+               && equals(natsMsg_GetSubject(m), "a.b")
+               && equals(natsMsg_GetReply(m), "r.s");
   natsMsg_free(m);
-  return ok;
-#else
-  return false;
+  out.read_headers = out.read_headers && out.create;
 #endif
+  return out;
+}
+
+const direct_support& direct() noexcept {
+  static const direct_support x = check_direct_msgs();
+  return x;
 }
 
 bool direct_msgs() noexcept {
-  static const bool ok = check_direct_msgs();
-  return ok;
+  return direct().create;
 }
 
 void release_msg(natsMsg* m) noexcept {
@@ -345,7 +415,9 @@ caf::expected<msg_ptr> make_msg(const std::string& subject,
 }
 
 /// `keys`: the headers to copy (all when empty).
-nats_message to_message(natsMsg* msg, const std::vector<std::string>& keys) {
+/// With `borrow`, `borrowed` points into `msg`, which must outlive it.
+nats_message to_message(natsMsg* msg, const std::vector<std::string>& keys,
+                        bool borrow = false) {
   nats_message out;
   if (auto subject = natsMsg_GetSubject(msg))
     out.subject = subject;
@@ -353,8 +425,28 @@ nats_message to_message(natsMsg* msg, const std::vector<std::string>& keys) {
     out.reply = reply;
   auto data = natsMsg_GetData(msg);
   auto len = natsMsg_GetDataLength(msg);
-  if (data != nullptr && len > 0)
+  if (borrow)
+    out.borrowed = std::string_view{data != nullptr ? data : "",
+                                    static_cast<size_t>(std::max(len, 0))};
+  else if (data != nullptr && len > 0)
     out.data.assign(data, static_cast<size_t>(len));
+  std::optional<std::string_view> block;
+  if (direct().read_headers)
+    block = raw_headers(msg);
+  if (block) {
+    bool ok = block->empty()
+              || for_each_header(*block, [&](std::string_view k,
+                                             std::string_view v) {
+      if (keys.empty()
+          || std::find(keys.begin(), keys.end(), k) != keys.end())
+        out.headers.emplace(std::string{k}, std::string{v});
+    });
+    if (ok) {
+      out.no_responders = false; // a status line would have no block here
+      return out;
+    }
+    out.headers.clear(); // odd lines: let nats.c parse them
+  }
   if (!keys.empty()) {
     for (const auto& key : keys) {
       const char* value = nullptr;
@@ -421,6 +513,10 @@ struct sub_state {
   nats_client::message_handler fn;
   const std::string subject;
   const std::vector<std::string> header_keys;
+  bool borrow = false;
+  // Messages known to be queued behind the last one delivered; used only by
+  // the subscription's delivery, which nats.c runs one message at a time.
+  uint64_t known_pending = 0;
   std::atomic<bool> closing{false};
   std::mutex mtx;
   std::condition_variable cv;
@@ -602,12 +698,20 @@ void on_message(natsConnection*, natsSubscription* sub, natsMsg* raw,
     return;
   running_guard rg{st};
   guarded("message", [&] {
-    auto m = to_message(msg.get(), st->header_keys);
-    msg.reset();
-    int pending = 0;
-    if (natsSubscription_GetPending(sub, &pending, nullptr) == NATS_OK
-        && pending > 0)
-      m.pending = static_cast<uint64_t>(pending);
+    auto m = to_message(msg.get(), st->header_keys, st->borrow);
+    if (!st->borrow)
+      msg.reset();
+    // What was queued behind the previous message is still queued behind
+    // this one: ask nats.c (a lock the reader thread contends for) only
+    // when that count is used up.
+    if (st->known_pending > 0) {
+      m.pending = --st->known_pending;
+    } else {
+      int pending = 0;
+      if (natsSubscription_GetPending(sub, &pending, nullptr) == NATS_OK
+          && pending > 0)
+        m.pending = st->known_pending = static_cast<uint64_t>(pending);
+    }
     st->fn(std::move(m));
   });
 }
@@ -956,8 +1060,6 @@ caf::error nats_client::publish_trusted(const std::string& subject,
                                         std::string_view data,
                                         const header_ref* hdrs, size_t count,
                                         const std::string& reply) {
-  if (auto err = check_subject("NATS subject", subject, false))
-    return err;
   if (auto err = check_payload(data))
     return err;
   auto msg = build_msg(
@@ -981,9 +1083,26 @@ nats_client::subscribe(const std::string& subject, message_handler f,
 }
 
 caf::expected<std::unique_ptr<nats_subscription>>
+nats_client::subscribe_borrowed(const std::string& subject, message_handler f,
+                                const std::string& queue_group) {
+  return subscribe_impl(subject, std::move(f), queue_group,
+                        nats_pending_limits{
+                          impl_->settings.pending_msgs_limit,
+                          impl_->settings.pending_bytes_limit},
+                        true);
+}
+
+caf::expected<std::unique_ptr<nats_subscription>>
 nats_client::subscribe(const std::string& subject, message_handler f,
                        const std::string& queue_group,
                        nats_pending_limits limits) {
+  return subscribe_impl(subject, std::move(f), queue_group, limits, false);
+}
+
+caf::expected<std::unique_ptr<nats_subscription>>
+nats_client::subscribe_impl(const std::string& subject, message_handler f,
+                            const std::string& queue_group,
+                            nats_pending_limits limits, bool borrow) {
   if (auto err = check_subject("NATS subject", subject, true))
     return err;
   if (!queue_group.empty() && has_space_or_control(queue_group))
@@ -998,6 +1117,7 @@ nats_client::subscribe(const std::string& subject, message_handler f,
     return invalid(fmt::format("no message handler for '{}'", subject));
   auto state = std::make_shared<sub_state>(std::move(f), subject,
                                            impl_->settings.header_keys);
+  state->borrow = borrow;
   auto keep = std::make_unique<sub_keepalive>(state);
   auto* nc = impl_->conn.get();
   natsSubscription* raw = nullptr;

@@ -66,11 +66,19 @@ struct nats_message {
   std::string subject;
   /// Empty when the sender expects no reply.
   std::string reply;
-  /// Bytes; may hold NULs.
+  /// Bytes; may hold NULs. Empty on a `subscribe_borrowed` subscription:
+  /// see `borrowed` and `bytes()`.
   std::string data;
+  /// On a `subscribe_borrowed` subscription: the bytes in nats.c's buffer,
+  /// valid only until the handler returns.
+  std::string_view borrowed;
   /// First value of each NATS header (a no-responders reply carries
   /// `Status: 503`).
   nova::headers headers;
+  /// The bytes, owned or borrowed.
+  [[nodiscard]] std::string_view bytes() const noexcept {
+    return borrowed.data() != nullptr ? borrowed : std::string_view{data};
+  }
   /// The server's "no responders" status for a request sent with `reply`
   /// set to a subscribed inbox.
   bool no_responders = false;
@@ -165,8 +173,9 @@ public:
     const char* value;
   };
 
-  /// As `publish`, with headers the caller vouches for (printable keys,
-  /// values without CR, LF or NUL): they are not checked again.
+  /// As `publish`, with a subject, reply subject and headers the caller
+  /// vouches for (subjects built by `naming`; printable header keys, values
+  /// without CR, LF or NUL): they are not checked again.
   caf::error publish_trusted(const std::string& subject, std::string_view data,
                              const header_ref* hdrs, size_t count,
                              const std::string& reply = {});
@@ -181,6 +190,12 @@ public:
   [[nodiscard]] caf::expected<std::unique_ptr<nats_subscription>>
   subscribe(const std::string& subject, message_handler f,
             const std::string& queue_group, nats_pending_limits limits);
+
+  /// As `subscribe`, but without copying each message's bytes: the handler
+  /// reads them through `bytes()` (`borrowed`), valid only until it returns.
+  [[nodiscard]] caf::expected<std::unique_ptr<nats_subscription>>
+  subscribe_borrowed(const std::string& subject, message_handler f,
+                     const std::string& queue_group = {});
 
   /// Blocking request (for CLIs and benchmarks): `request_timeout` on
   /// timeout, `unknown_nova` when the server reports no responders.
@@ -208,6 +223,11 @@ public:
   [[nodiscard]] int64_t max_payload() const;
 
 private:
+  caf::expected<std::unique_ptr<nats_subscription>>
+  subscribe_impl(const std::string& subject, message_handler f,
+                 const std::string& queue_group, nats_pending_limits limits,
+                 bool borrow);
+
   std::unique_ptr<impl> impl_;
 };
 

@@ -235,11 +235,14 @@ caf::expected<event> from_proto(const v1::Event& x) {
 namespace {
 
 void put_varint(std::string& out, uint64_t v) {
+  char buf[10];
+  size_t n = 0;
   while (v >= 0x80) {
-    out.push_back(static_cast<char>(v | 0x80));
+    buf[n++] = static_cast<char>(v | 0x80);
     v >>= 7;
   }
-  out.push_back(static_cast<char>(v));
+  buf[n++] = static_cast<char>(v);
+  out.append(buf, n);
 }
 
 void put_tag(std::string& out, uint32_t field, uint32_t wire_type) {
@@ -274,7 +277,12 @@ size_t varint_size(uint64_t v) {
 
 std::string encode(const envelope& x) {
   std::string out;
-  out.reserve(96 + x.id.size() + x.from.size() + x.to.size()
+  encode_to(x, out);
+  return out;
+}
+
+void encode_to(const envelope& x, std::string& out) {
+  out.reserve(out.size() + 96 + x.id.size() + x.from.size() + x.to.size()
               + x.correlation_id.size() + x.subject.size()
               + x.content_type.size() + x.payload.size());
   put_bytes(out, 1, x.id.view());
@@ -299,7 +307,6 @@ std::string encode(const envelope& x) {
     put_bytes(out, 1, k);
     put_bytes(out, 2, v);
   }
-  return out;
 }
 
 namespace {

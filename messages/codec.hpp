@@ -35,6 +35,9 @@ template <class T>
 /// `v1::Envelope`.
 [[nodiscard]] std::string encode(const envelope& x);
 
+/// As `encode(envelope)`, appending to `out` (a buffer a hot path reuses).
+void encode_to(const envelope& x, std::string& out);
+
 /// Decodes protobuf binary; `errc::decode_failed` on malformed bytes or
 /// values out of range (unknown enum values). Ids are not checked here:
 /// whoever routes on them does that, with context.

@@ -283,6 +283,39 @@ TEST_CASE("trusted headers arrive as sent and header_keys limits what is "
   CHECK(b[1].headers.empty());
 }
 
+TEST_CASE("a borrowing subscription reads the bytes in place and a burst "
+          "reports what is still queued") {
+  NOVA_REQUIRE_NATS_SERVER();
+  nats_server srv;
+  auto client = connect(srv.url());
+  std::mutex mtx;
+  std::vector<std::string> seen;
+  std::vector<uint64_t> pending;
+  std::condition_variable cv;
+  auto sub = client->subscribe_borrowed(
+    "nova.test.borrow", [&](nats_message&& m) {
+      CHECK(m.data.empty());
+      std::lock_guard guard{mtx};
+      seen.emplace_back(m.bytes());
+      pending.push_back(m.pending);
+      cv.notify_all();
+    });
+  REQUIRE(sub);
+  REQUIRE_FALSE(client->flush(2s));
+  constexpr int n = 2000;
+  for (int i = 0; i < n; ++i)
+    REQUIRE_FALSE(client->publish("nova.test.borrow", std::to_string(i)));
+  std::unique_lock guard{mtx};
+  REQUIRE(cv.wait_for(guard, 5s, [&] { return seen.size() == n; }));
+  for (int i = 0; i < n; ++i)
+    CHECK(seen[i] == std::to_string(i));
+  // The last message of the run has nothing behind it; each count is at
+  // most what is left.
+  CHECK(pending.back() == 0);
+  for (int i = 0; i < n; ++i)
+    CHECK(pending[i] <= static_cast<uint64_t>(n - 1 - i));
+}
+
 TEST_CASE("queue-group members split messages so each is handled once") {
   NOVA_REQUIRE_NATS_SERVER();
   nats_server srv;

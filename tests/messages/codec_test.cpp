@@ -514,6 +514,27 @@ TEST_CASE("the hand-written envelope encoder writes what protobuf writes",
   CHECK(encode(empty) == to_proto(empty).SerializeAsString());
 }
 
+TEST_CASE("encode_to appends the same bytes and decode_into reads them "
+          "into a given envelope",
+          "[codec]") {
+  envelope x;
+  x.id = next_message_id();
+  x.from = "alpha";
+  x.to = "beta";
+  x.payload = std::string(100, 'q');
+  x.headers = {{"k", "v"}};
+  std::string out = "prefix";
+  encode_to(x, out);
+  CHECK(out == "prefix" + encode(x));
+  envelope y;
+  REQUIRE_FALSE(decode_into(std::string_view{out}.substr(6), y));
+  CHECK(y == x);
+  envelope z;
+  auto err = decode_into("\xff\xff", z);
+  REQUIRE(err);
+  CHECK(is(err, errc::decode_failed));
+}
+
 TEST_CASE("the envelope decoder skips unknown fields and refuses truncated "
           "or garbled bytes",
           "[codec]") {
