@@ -49,6 +49,9 @@ struct runtime_context {
   std::atomic<uint64_t> round_robin{0};
   /// False once shutdown began: no new work is accepted from outside.
   std::atomic<bool> accepting{true};
+  /// False while the presence store (`--store redis`) is unreachable and the
+  /// presence monitor answers from memory; health reports `degraded` then.
+  std::atomic<bool> presence_store_ok{true};
 };
 
 using context_ptr = std::shared_ptr<runtime_context>;

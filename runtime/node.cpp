@@ -18,6 +18,7 @@
 #include "actors/presence_monitor.hpp"
 #include "actors/stream_task_queue_actor.hpp"
 #include "cluster/naming.hpp"
+#include "cluster/presence_store.hpp"
 #include "cluster/redis_client.hpp"
 #include "actors/task_queue_actor.hpp"
 #include "messages/errc.hpp"
@@ -99,6 +100,8 @@ node::node(config cfg) : cfg_(std::move(cfg)) {
   ctx_ = std::make_shared<runtime_context>();
   ctx_->node_id = cfg_.node_id;
   ctx_->limits = cfg_.limits;
+  // Cluster-wide presence lives next to the task queue, over the same pool.
+  std::shared_ptr<presence_store> presences;
   if (cfg_.store == store_kind::redis) {
     auto rs = redis_settings::from_url(cfg_.dragonfly_url);
     if (!rs)
@@ -109,17 +112,25 @@ node::node(config cfg) : cfg_(std::move(cfg)) {
       throw std::invalid_argument("--dragonfly-url: "
                                   + describe(pool.error()));
     auto names = naming::make(cfg_.prefix);
-    auto store = task_store::make(
-      std::make_shared<redis_pool>(std::move(*pool)), *names,
-      task_store_settings(cfg_.limits));
+    auto shared_pool = std::make_shared<redis_pool>(std::move(*pool));
+    auto store = task_store::make(shared_pool, *names,
+                                  task_store_settings(cfg_.limits));
     if (!store)
       throw std::invalid_argument("cannot set up the task store: "
                                   + describe(store.error()));
+    presence_store::settings ps;
+    ps.heartbeat_interval = cfg_.limits.heartbeat_interval;
+    auto made = presence_store::make(shared_pool, *names, ps);
+    if (!made)
+      throw std::invalid_argument("cannot set up the presence store: "
+                                  + describe(made.error()));
+    presences = std::move(*made);
     ctx_->tasks = spawn_stream_task_queue(*system_, ctx_, std::move(*store));
   } else {
     ctx_->tasks = spawn_task_queue(*system_, ctx_);
   }
-  ctx_->presence = spawn_presence_monitor(*system_, ctx_);
+  ctx_->presence = spawn_presence_monitor(*system_, ctx_,
+                                          std::move(presences));
   if (cfg_.bus == bus_kind::nats) {
     if (auto err = start_nats_gateway(*system_, ctx_, *nats, cfg_.prefix)) {
       caf::anon_send_exit(ctx_->tasks, caf::exit_reason::user_shutdown);
@@ -381,6 +392,8 @@ node_health node::health() {
       h.rtt = nb->rtt;
     }
   }
+  if (!ctx_->presence_store_ok.load())
+    h.status = "degraded";
   return h;
 }
 
@@ -447,13 +460,19 @@ void node::shutdown() {
         self->send_exit(hdl, caf::exit_reason::kill);
     }
   }
-  if (ctx_->bus) {
+  if (ctx_->bus || cfg_.store == store_kind::redis) {
     // Let the monitor publish the Novas' offline presence first: it handles
-    // this request after the leave messages the Novas sent before stopping.
+    // this request after the leave messages the Novas sent before stopping,
+    // and with the store it writes them before it reads. It answers from
+    // memory when the store takes too long.
     static_cast<void>(ask<std::vector<presence>>(
-      *system_, ctx_->presence, std::chrono::seconds(2), list_atom::value));
-    stop_nats_gateway(*system_, *ctx_);
+      *system_, ctx_->presence,
+      std::max<caf::timespan>(std::chrono::seconds(2),
+                              ctx_->limits.request_timeout),
+      list_atom::value));
   }
+  if (ctx_->bus)
+    stop_nats_gateway(*system_, *ctx_);
   {
     caf::scoped_actor self{*system_};
     self->send_exit(ctx_->tasks, caf::exit_reason::user_shutdown);
