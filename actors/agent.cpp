@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "actors/durable_service.hpp"
 #include "actors/gateway.hpp"
 #include "actors/outbound.hpp"
 #include "actors/quiet.hpp"
@@ -21,6 +22,12 @@ std::string describe_timeout(const std::string& to, caf::timespan timeout) {
   return "no reply from '" + to + "' within "
          + std::to_string(duration_cast<milliseconds>(timeout).count())
          + " ms";
+}
+
+caf::error durable_request_error() {
+  return make_error(errc::unsupported,
+                    "requests are real-time: durable delivery is for "
+                    "one-way sends");
 }
 
 } // namespace
@@ -80,6 +87,9 @@ caf::actor agent::resolve(const std::string& id) {
 
 caf::error agent::send(const std::string& to, std::string payload,
                        send_options opts) {
+  if (opts.durable)
+    return send_durable(*ctx_, kind::direct, id_, to, std::move(payload),
+                        opts);
   envelope env;
   if (auto dest = resolve(to);
       dest && payload.size() <= ctx_->limits.max_payload) {
@@ -101,6 +111,10 @@ caf::error agent::send(const std::string& to, std::string payload,
 
 caf::error agent::send_any(const std::string& capability, std::string payload,
                            send_options opts) {
+  if (opts.durable)
+    return make_error(errc::unsupported,
+                      "durable delivery goes to a Nova id (its durable "
+                      "inbox), not to a capability");
   if (auto err = check_id(capability, "capability"))
     return err;
   envelope env;
@@ -127,6 +141,8 @@ caf::error agent::send_any(const std::string& capability, std::string payload,
 
 caf::error agent::fan_out_kind(kind k, const std::string& to,
                                std::string payload, send_options& opts) {
+  if (opts.durable)
+    return send_durable(*ctx_, k, id_, to, std::move(payload), opts);
   envelope env;
   if (auto err = make_envelope(*ctx_, env, k, id_, to, std::move(payload),
                                opts))
@@ -161,8 +177,9 @@ reply_handle agent::request(const std::string& to, std::string payload,
                             caf::timespan timeout, send_options opts) {
   envelope env;
   caf::actor dest;
-  auto err = make_envelope(*ctx_, env, kind::request, id_, to,
-                           std::move(payload), opts);
+  auto err = opts.durable ? durable_request_error()
+                          : make_envelope(*ctx_, env, kind::request, id_, to,
+                                          std::move(payload), opts);
   if (!err) {
     dest = resolve(to);
     if (!dest && ctx_->bus && ctx_->bus->knows(to))
@@ -183,7 +200,8 @@ reply_handle agent::request_any(const std::string& capability,
                                 send_options opts) {
   envelope env;
   caf::actor dest;
-  auto err = check_id(capability, "capability");
+  auto err = opts.durable ? durable_request_error()
+                          : check_id(capability, "capability");
   if (!err) {
     opts.headers[capability_header] = capability;
     err = make_envelope(*ctx_, env, kind::request, id_, capability,
@@ -353,6 +371,12 @@ void agent::report_failure(const char* what, const char* why) {
 }
 
 void agent::dispatch(envelope& env) {
+  if (ctx_->durable && !env.headers.empty()
+      && env.headers.count(durable_header) > 0) {
+    // Another node wrote to this Nova's durable inbox: read it from there.
+    read_durable(false);
+    return;
+  }
   switch (env.kind) {
     case kind::broadcast:
       ctx_->stats.add(counter::received_broadcast);
@@ -421,6 +445,43 @@ caf::expected<envelope> agent::answer(envelope& req) {
   return reply;
 }
 
+void agent::read_durable(bool with_pending) {
+  if (!ctx_->durable || stopped_)
+    return;
+  if (durable_reading_) {
+    durable_again_ = true;
+    return;
+  }
+  durable_reading_ = true;
+  durable_again_ = false;
+  ctx_->durable->catch_up(id_, caf::actor_cast<caf::actor>(this),
+                          with_pending);
+}
+
+void agent::on_durable(std::vector<stored_envelope>& batch, bool more) {
+  durable_reading_ = false;
+  if (!batch.empty()) {
+    if (!dedup_)
+      dedup_ = std::make_unique<dedup_window>(ctx_->limits.dedup_window);
+    std::vector<std::string> entries;
+    entries.reserve(batch.size());
+    for (auto& x : batch) {
+      entries.push_back(std::move(x.entry_id));
+      if (dedup_->seen_before(x.env.id)) {
+        ctx_->stats.add(counter::durable_duplicates);
+        continue;
+      }
+      ctx_->stats.add(counter::durable_received);
+      x.env.headers.erase(durable_header);
+      dispatch(x.env);
+    }
+    // After the handlers ran: at-least-once.
+    ctx_->durable->ack(id_, std::move(entries));
+  }
+  if (more || durable_again_)
+    read_durable(false);
+}
+
 void agent::claim_next() {
   if (stopped_ || !ctx_->tasks)
     return;
@@ -482,6 +543,8 @@ caf::behavior agent::make_behavior() {
   guarded("on_start", [&] { on_start(); });
   if (options_.worker)
     claim_next();
+  // What was sent to this Nova's durable inbox while it was away.
+  read_durable(true);
   return {
     [this](envelope& env) { dispatch(env); },
     // A burst from the gateway, in order.
@@ -505,6 +568,10 @@ caf::behavior agent::make_behavior() {
     [this](presence& p) {
       ctx_->stats.add(counter::received_presence);
       guarded("on_presence", [&] { on_presence(p); });
+    },
+    [this](durable_atom) { read_durable(false); },
+    [this](durable_atom, std::vector<stored_envelope>& batch, bool more) {
+      on_durable(batch, more);
     },
     [this](heartbeat_atom) { heartbeat(); },
     [this](claim_atom) { claim_next(); },

@@ -30,6 +30,11 @@ struct send_options {
   std::string content_type;
   std::string correlation_id; // set automatically when empty
   nova::headers headers;
+  /// Durable delivery: written to the store's stream first, then delivered;
+  /// at-least-once, deduplicated by envelope id; a Nova that is offline or
+  /// not spawned yet gets it when it comes up. Needs a store (`--store
+  /// redis`), else `unsupported`. Not for requests.
+  bool durable = false;
 };
 
 /// Everything an agent needs from its node; `nova::node::spawn` fills it.
@@ -40,6 +45,8 @@ struct agent_init {
 };
 
 class agent;
+class dedup_window;
+struct stored_envelope;
 
 /// The pending reply to `agent::request`. Call `then` once, inside the
 /// requesting agent; exactly one of the two callbacks runs, in the agent.
@@ -258,6 +265,8 @@ private:
   }
   void report_failure(const char* what, const char* why);
   void claim_next();
+  void read_durable(bool with_pending);
+  void on_durable(std::vector<stored_envelope>& batch, bool more);
   void run_task(nova::task& t);
   void heartbeat();
   presence make_presence() const;
@@ -269,6 +278,9 @@ private:
   std::string current_task_;
   int64_t started_at_ = 0;
   bool stopped_ = false;
+  bool durable_reading_ = false;
+  bool durable_again_ = false;
+  std::unique_ptr<dedup_window> dedup_;
   std::vector<std::pair<std::string, event_handler>> rules_;
   // Resolved local handles, valid while the directory version is unchanged.
   std::unordered_map<std::string, caf::actor> cache_;

@@ -15,6 +15,8 @@
 
 namespace nova {
 
+class durable_service;
+
 /// Limits and intervals every actor of a node shares.
 struct limits {
   size_t max_payload = 1024 * 1024;
@@ -27,6 +29,8 @@ struct limits {
   caf::timespan retry_max = std::chrono::seconds(30);
   /// A claimed task not completed within this time counts as failed.
   caf::timespan task_timeout = std::chrono::seconds(30);
+  /// Envelope ids each Nova remembers to drop durable redeliveries.
+  size_t dedup_window = 10'000;
 };
 
 /// What a node shares with its actors: created by `nova::node`, held by every
@@ -45,6 +49,8 @@ struct runtime_context {
   caf::actor gateway;
   /// The path to other nodes; null when running embedded.
   std::shared_ptr<remote_bus> bus;
+  /// Durable delivery (`send_options::durable`); null without a store.
+  std::shared_ptr<durable_service> durable;
   /// Spreads `send_any` over local Novas when running embedded.
   std::atomic<uint64_t> round_robin{0};
   /// False once shutdown began: no new work is accepted from outside.

@@ -36,6 +36,9 @@ const char* to_string(counter x) noexcept {
     case counter::slow_consumer_drops: return "slow_consumer_drops";
     case counter::reconnects: return "reconnects";
     case counter::outbox_full: return "outbox_full";
+    case counter::durable_sent: return "durable_sent";
+    case counter::durable_received: return "durable_received";
+    case counter::durable_duplicates: return "durable_duplicates";
     case counter::count_: break;
   }
   return "unknown";

@@ -43,6 +43,9 @@ enum class counter : uint8_t {
   slow_consumer_drops,
   reconnects,
   outbox_full,
+  durable_sent,
+  durable_received,
+  durable_duplicates,
   count_, // number of counters
 };
 

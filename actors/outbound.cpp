@@ -1,6 +1,7 @@
 #include "actors/outbound.hpp"
 
 #include "actors/agent.hpp"
+#include "actors/durable_service.hpp"
 #include "cluster/naming.hpp"
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
@@ -86,6 +87,24 @@ std::vector<caf::actor> local_targets(runtime_context& ctx,
         return {h};
       return {};
   }
+}
+
+caf::error send_durable(runtime_context& ctx, kind k, std::string from,
+                        const std::string& to, std::string payload,
+                        send_options& opts) {
+  if (!ctx.durable)
+    return make_error(errc::unsupported,
+                      "durable delivery needs a store: run the node with "
+                      "--store redis");
+  envelope env;
+  if (auto err = make_envelope(ctx, env, k, std::move(from), to,
+                               std::move(payload), opts))
+    return err;
+  if (auto err = ctx.durable->append(std::move(env)))
+    return err;
+  ctx.stats.add(counter::durable_sent);
+  ctx.stats.add(sent_counter(k));
+  return caf::none;
 }
 
 caf::error send_remote(runtime_context& ctx, const envelope& env) {

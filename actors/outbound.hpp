@@ -48,6 +48,14 @@ caf::error fan_out(runtime_context& ctx, const envelope& env,
   return caf::none;
 }
 
+/// Durable delivery of a new envelope (see `send_options::durable`): checks
+/// it like `make_envelope`, then hands it to the node's durable service.
+/// `unsupported` without a store, `queue_full` while the store is away and
+/// too much waits. Unlike real-time sends, the recipient need not be known.
+[[nodiscard]] caf::error send_durable(runtime_context& ctx, kind k,
+                                      std::string from, const std::string& to,
+                                      std::string payload, send_options& opts);
+
 /// For a checked direct envelope whose target does not run here: hands it
 /// to the bus when the target runs on another node, else `unknown_nova`.
 [[nodiscard]] caf::error send_remote(runtime_context& ctx, const envelope& env);

@@ -309,7 +309,8 @@ durable_store::read_group(redis_connection& conn, const std::string& stream,
 
 caf::expected<std::vector<stored_envelope>>
 durable_store::pending_and_new(const std::string& nova_id, size_t count,
-                               std::vector<malformed_entry>* malformed) {
+                               std::vector<malformed_entry>* malformed,
+                               bool with_pending) {
   auto stream = names_.inbox(nova_id);
   if (!stream)
     return std::move(stream.error());
@@ -325,6 +326,8 @@ durable_store::pending_and_new(const std::string& nova_id, size_t count,
   for (const char* from : {"0", ">"}) {
     if (taken >= count)
       break;
+    if (!with_pending && from[0] == '0')
+      continue;
     auto r = read_group(**conn, *stream, nova_id, count - taken, from);
     if (!r)
       return std::move(r.error());

@@ -12,6 +12,7 @@
 
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
+#include <caf/meta/type_name.hpp>
 #include <caf/timespan.hpp>
 
 #include "cluster/naming.hpp"
@@ -27,6 +28,11 @@ struct stored_envelope {
   std::string entry_id;
   envelope env;
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stored_envelope& x) {
+  return f(caf::meta::type_name("stored_envelope"), x.entry_id, x.env);
+}
 
 /// An entry whose `envelope` field is missing or cannot be decoded. It stays
 /// pending in the group until `durable_store::move_to_dead` (or `ack`).
@@ -146,9 +152,12 @@ public:
   /// to `malformed` when given (they stay pending: pass them to
   /// `move_to_dead`), else to the dead stream at once; either way they count
   /// in `malformed()`. Entries deleted while pending are acked and skipped.
+  /// Without `with_pending` only new entries are read (one round trip less,
+  /// for a consumer that acks everything it was given before asking again).
   [[nodiscard]] caf::expected<std::vector<stored_envelope>>
   pending_and_new(const std::string& nova_id, size_t count,
-                  std::vector<malformed_entry>* malformed = nullptr);
+                  std::vector<malformed_entry>* malformed = nullptr,
+                  bool with_pending = true);
 
   /// Acks entries of `nova_id`'s inbox (and deletes them with
   /// `delete_on_ack`); returns how many were pending.

@@ -32,6 +32,7 @@
 #include "messages/codec.hpp"
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
+#include "runtime/bench_support.hpp"
 
 namespace nova {
 
@@ -44,136 +45,6 @@ using steady = std::chrono::steady_clock;
 constexpr size_t ticks = 4;
 constexpr auto setup_timeout = 10s;
 constexpr const char* node_id = "bench-node";
-
-// -- the redis-server child ---------------------------------------------------
-
-std::string redis_server_binary(const presence_bench_options& opts) {
-  if (!opts.redis_server.empty())
-    return ::access(opts.redis_server.c_str(), X_OK) == 0 ? opts.redis_server
-                                                          : std::string{};
-  if (const char* env = std::getenv("NOVA_REDIS_SERVER"); env && *env)
-    return ::access(env, X_OK) == 0 ? std::string{env} : std::string{};
-  for (const char* dir : {"/usr/bin", "/usr/sbin", "/usr/local/bin"}) {
-    auto path = std::string{dir} + "/redis-server";
-    if (::access(path.c_str(), X_OK) == 0)
-      return path;
-  }
-  return {};
-}
-
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    throw std::runtime_error("cannot pick a free port: socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0
-      || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot pick a free port: bind() failed");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-/// A redis-server without persistence on a free loopback port, in a fresh
-/// temporary directory. It dies with this process (PR_SET_PDEATHSIG); the
-/// destructor stops it and removes the directory.
-class redis_child {
-public:
-  explicit redis_child(const std::string& path) : port_(free_port()) {
-    char tmpl[] = "/tmp/nova-bench-redis-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr)
-      throw std::runtime_error("cannot create a directory for redis-server");
-    dir_ = tmpl;
-    char log_tmpl[] = "/tmp/nova-bench-redis-log-XXXXXX";
-    log_ = ::mkostemp(log_tmpl, O_CLOEXEC);
-    if (log_ < 0)
-      throw std::runtime_error("cannot create a log file for redis-server");
-    // Unlinked at once: read through the descriptor, nothing left behind.
-    ::unlink(log_tmpl);
-    std::vector<std::string> argv{path,     "--port",       std::to_string(port_),
-                                  "--bind", "127.0.0.1",    "--save",
-                                  "",       "--appendonly", "no",
-                                  "--dir",  dir_,           "--daemonize",
-                                  "no"};
-    std::vector<char*> args;
-    for (auto& a : argv)
-      args.push_back(a.data());
-    args.push_back(nullptr);
-    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    auto parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // Only async-signal-safe calls until exec.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent)
-        ::_exit(127);
-      ::dup2(devnull, 0);
-      ::dup2(log_, 1);
-      ::dup2(log_, 2);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    ::close(devnull);
-    if (pid_ < 0)
-      throw std::runtime_error("cannot fork for redis-server");
-  }
-
-  redis_child(const redis_child&) = delete;
-  redis_child& operator=(const redis_child&) = delete;
-
-  ~redis_child() {
-    if (pid_ > 0 && !exited()) {
-      ::kill(pid_, SIGTERM);
-      auto deadline = steady::now() + 2s;
-      while (!exited() && steady::now() < deadline)
-        std::this_thread::sleep_for(5ms);
-      if (!exited()) {
-        ::kill(pid_, SIGKILL);
-        int status = 0;
-        ::waitpid(pid_, &status, 0);
-      }
-    }
-    if (log_ >= 0)
-      ::close(log_);
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-
-  [[nodiscard]] uint16_t port() const noexcept {
-    return port_;
-  }
-
-  bool exited() {
-    if (gone_)
-      return true;
-    int status = 0;
-    gone_ = ::waitpid(pid_, &status, WNOHANG) == pid_;
-    return gone_;
-  }
-
-  [[nodiscard]] std::string output() const {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      auto n = ::pread(log_, buf, sizeof(buf), static_cast<off_t>(out.size()));
-      if (n <= 0)
-        break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out.size() <= 2000 ? out : out.substr(out.size() - 2000);
-  }
-
-private:
-  uint16_t port_;
-  std::string dir_;
-  int log_ = -1;
-  pid_t pid_ = -1;
-  bool gone_ = false;
-};
 
 // -- measuring ----------------------------------------------------------------
 
@@ -360,28 +231,15 @@ void print_error(const presence_bench_options& opts, std::ostream& out,
 int run(const presence_bench_options& opts, std::ostream& out) {
   if (opts.novas == 0 || opts.rounds == 0)
     throw std::runtime_error("--novas and --rounds must be positive");
-  auto path = redis_server_binary(opts);
+  auto path = find_server_binary(opts.redis_server, "NOVA_REDIS_SERVER",
+                                 "redis-server");
   if (path.empty())
     throw std::runtime_error("redis-server not found (--redis-server, "
                              "$NOVA_REDIS_SERVER, /usr/bin, /usr/sbin, "
                              "/usr/local/bin)");
   redis_child server{path};
-  redis_settings rs;
-  rs.port = server.port();
-  rs.pool_size = 1;
-  rs.connect_timeout = 500ms;
-  rs.command_timeout = 30s;
-  auto deadline = steady::now() + setup_timeout;
-  while (!redis_connection::connect(rs)) {
-    if (server.exited())
-      throw std::runtime_error("redis-server exited:\n" + server.output());
-    if (steady::now() >= deadline)
-      throw std::runtime_error("redis-server not ready after 10 s:\n"
-                               + server.output());
-    std::this_thread::sleep_for(10ms);
-  }
-  auto pool = std::make_shared<redis_pool>(must(redis_pool::make(rs),
-                                                "connecting"));
+  server.wait_ready(setup_timeout);
+  auto pool = server.pool(1, 30s);
   auto version = info_field(must(pool->command({"INFO", "server"}), "INFO")
                               .str,
                             "redis_version")

@@ -134,7 +134,22 @@ void config::add_flags(CLI::App& app) {
     "Let nats.c buffer publishes (throughput) instead of writing each at "
     "once (latency, the default)");
   app.add_option("--outbox", limits.outbox_capacity,
-                 "Envelopes that may wait while NATS is unreachable")
+                 "Envelopes that may wait while NATS (or, for durable sends, "
+                 "the store) is unreachable")
+    ->capture_default_str();
+  app.add_option("--stream-max-len", stream_max_len,
+                 "Approximate bound of each durable stream (XADD MAXLEN ~)")
+    ->capture_default_str();
+  app
+    .add_option_function<uint64_t>(
+      "--stream-max-age-s",
+      [this](uint64_t s) { stream_max_age = std::chrono::seconds(s); },
+      "Also trim durable stream entries older than this, in seconds (0: "
+      "only by length)")
+    ->default_str("0");
+  app.add_option("--dedup-window", limits.dedup_window,
+                 "Envelope ids each Nova remembers to drop durable "
+                 "redeliveries")
     ->capture_default_str();
   app
     .add_option_function<std::string>(
@@ -145,8 +160,9 @@ void config::add_flags(CLI::App& app) {
           throw CLI::ValidationError("--store", describe(st.error()));
         store = *st;
       },
-      "Task queue store: memory (this process) | redis (DragonflyDB at "
-      "--dragonfly-url, shared by the cluster) (env NOVA_STORE)")
+      "Store for tasks, presence and durable sends: memory (this process; "
+      "no durable sends) | redis (DragonflyDB at --dragonfly-url, shared "
+      "by the cluster) (env NOVA_STORE)")
     ->default_str(to_string(store));
   app.add_option("--dragonfly-url", dragonfly_url,
                  "redis://[:password@]host:port[/db] (env DRAGONFLY_URL)")
@@ -172,6 +188,19 @@ void config::add_flags(CLI::App& app) {
   app.add_option("--delivery-limit", limits.delivery_limit,
                  "Deliveries of a task before it becomes a dead letter")
     ->capture_default_str();
+  app
+    .add_option_function<uint64_t>(
+      "--task-timeout-ms",
+      [this](uint64_t ms) {
+        limits.task_timeout = std::chrono::milliseconds(ms);
+      },
+      "A claimed task not finished within this many ms is failed and "
+      "retried; with --store redis, claims of a node that died are taken "
+      "over after 1.5 times this")
+    ->default_str(std::to_string(
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+        limits.task_timeout)
+        .count()));
   app.add_option("--log-level", log_level,
                  "trace|debug|info|warn|error|off (env NOVA_LOG_LEVEL)")
     ->capture_default_str();
@@ -191,6 +220,9 @@ caf::error config::validate() const {
   if (limits.outbox_capacity == 0)
     return make_error(errc::invalid_argument,
                       "the outbox capacity must be at least 1");
+  if (limits.task_timeout <= caf::timespan{0})
+    return make_error(errc::invalid_argument,
+                      "the task timeout must be positive");
   if (limits.delivery_limit == 0)
     return make_error(errc::invalid_argument,
                       "the delivery limit must be at least 1");

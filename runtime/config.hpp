@@ -44,6 +44,9 @@ struct config {
   bool nats_send_asap = true;
   store_kind store = store_kind::memory;
   std::string dragonfly_url = "redis://127.0.0.1:6379";
+  /// Durable streams: approximate bound per stream, and optionally an age.
+  size_t stream_max_len = 1'000'000;
+  caf::timespan stream_max_age{0};
   std::string prefix = "nova";
   /// Scheduler threads; 0 means one per core.
   size_t threads = 0;

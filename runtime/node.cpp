@@ -13,6 +13,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/durable_service.hpp"
 #include "actors/gateway.hpp"
 #include "actors/outbound.hpp"
 #include "actors/presence_monitor.hpp"
@@ -125,6 +126,21 @@ node::node(config cfg) : cfg_(std::move(cfg)) {
       throw std::invalid_argument("cannot set up the presence store: "
                                   + describe(made.error()));
     presences = std::move(*made);
+    durable_store::settings ds;
+    ds.max_payload = cfg_.limits.max_payload;
+    if (cfg_.stream_max_len > 0)
+      ds.max_len = cfg_.stream_max_len;
+    if (cfg_.stream_max_age > caf::timespan{0})
+      ds.max_age = cfg_.stream_max_age;
+    auto durable = durable_store::make(shared_pool, *names, ds);
+    if (!durable)
+      throw std::invalid_argument("cannot set up the durable store: "
+                                  + describe(durable.error()));
+    durable_service::settings dss;
+    dss.capacity = cfg_.limits.outbox_capacity;
+    ctx_->durable = std::make_shared<durable_service>(ctx_.get(),
+                                                      std::move(*durable),
+                                                      dss);
     ctx_->tasks = spawn_stream_task_queue(*system_, ctx_, std::move(*store));
   } else {
     ctx_->tasks = spawn_task_queue(*system_, ctx_);
@@ -190,6 +206,8 @@ caf::error node::outbound(kind k, const std::string& to, std::string payload,
                           send_options& opts) {
   if (auto err = refuse_if_closed(*ctx_))
     return err;
+  if (opts.durable)
+    return send_durable(*ctx_, k, "anonymous", to, std::move(payload), opts);
   envelope env;
   if (auto err = make_envelope(*ctx_, env, k, "anonymous", to,
                                std::move(payload), opts))
@@ -394,6 +412,8 @@ node_health node::health() {
   }
   if (!ctx_->presence_store_ok.load())
     h.status = "degraded";
+  if (ctx_->durable && !ctx_->durable->store_ok())
+    h.status = "degraded";
   return h;
 }
 
@@ -460,6 +480,10 @@ void node::shutdown() {
         self->send_exit(hdl, caf::exit_reason::kill);
     }
   }
+  // Durable sends accepted so far go to the store (and out) before the
+  // gateway stops.
+  if (ctx_->durable)
+    ctx_->durable->stop(cfg_.drain_timeout);
   if (ctx_->bus || cfg_.store == store_kind::redis) {
     // Let the monitor publish the Novas' offline presence first: it handles
     // this request after the leave messages the Novas sent before stopping,

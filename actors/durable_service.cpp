@@ -1,0 +1,256 @@
+#include "actors/durable_service.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/outbound.hpp"
+#include "messages/errc.hpp"
+
+namespace nova {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+void send_local(const caf::actor& dest, const envelope& x) {
+  if (x.priority == priority::urgent || x.kind == kind::emergency)
+    caf::anon_send<caf::message_priority::high>(dest, x);
+  else
+    caf::anon_send(dest, x);
+}
+
+} // namespace
+
+durable_service::durable_service(runtime_context* ctx,
+                                 std::shared_ptr<durable_store> store,
+                                 settings s)
+  : ctx_(ctx), store_(std::move(store)), settings_(s) {
+  settings_.batch = std::max<size_t>(settings_.batch, 1);
+  writer_ = std::thread{[this] { run_writer(); }};
+  reader_ = std::thread{[this] { run_reader(); }};
+}
+
+durable_service::~durable_service() {
+  stop(caf::timespan{0});
+}
+
+void durable_service::stop(caf::timespan drain) {
+  {
+    std::lock_guard guard{write_mtx_};
+    if (!stopping_) {
+      stopping_ = true;
+      drain_ = drain;
+    }
+  }
+  write_cv_.notify_all();
+  if (writer_.joinable())
+    writer_.join();
+  {
+    std::lock_guard guard{read_mtx_};
+    reader_stopping_ = true;
+  }
+  read_cv_.notify_all();
+  if (reader_.joinable())
+    reader_.join();
+}
+
+caf::error durable_service::append(envelope env) {
+  {
+    std::lock_guard guard{write_mtx_};
+    if (stopping_)
+      return make_error(errc::shutting_down,
+                        "the node is shutting down; durable send not taken");
+    if (to_write_.size() >= settings_.capacity) {
+      ctx_->stats.add(counter::outbox_full);
+      return make_error(errc::queue_full,
+                        std::to_string(to_write_.size())
+                          + " durable envelopes wait for the store; try "
+                            "again later");
+    }
+    to_write_.push_back(std::move(env));
+    backlog_.fetch_add(1, std::memory_order_relaxed);
+  }
+  write_cv_.notify_one();
+  return caf::none;
+}
+
+void durable_service::catch_up(const std::string& nova_id, caf::actor nova,
+                               bool with_pending) {
+  {
+    std::lock_guard guard{read_mtx_};
+    to_read_.push_back(read_job{nova_id, std::move(nova), with_pending, {}});
+  }
+  read_cv_.notify_one();
+}
+
+void durable_service::ack(const std::string& nova_id,
+                          std::vector<std::string> entry_ids) {
+  if (entry_ids.empty())
+    return;
+  {
+    std::lock_guard guard{read_mtx_};
+    to_read_.push_back(read_job{nova_id, {}, false, std::move(entry_ids)});
+  }
+  read_cv_.notify_one();
+}
+
+caf::timespan durable_service::next_delay(caf::timespan current) const {
+  return std::min(current * 2, settings_.retry_max);
+}
+
+void durable_service::failed(const caf::error& err, const char* what) {
+  store_ok_.store(false, std::memory_order_relaxed);
+  if (!outage_logged_.exchange(true))
+    spdlog::warn("durable: {} failed: {}; retrying while {} envelopes wait "
+                 "(health is degraded until the store answers)",
+                 what, describe(err), backlog());
+}
+
+void durable_service::recovered() {
+  if (!store_ok_.exchange(true, std::memory_order_relaxed)
+      && outage_logged_.exchange(false))
+    spdlog::info("durable: the store answers again; {} envelopes wait",
+                 backlog());
+}
+
+void durable_service::notify(const envelope& env, const std::string& entry_id,
+                             std::vector<caf::actor>& woken) {
+  switch (env.kind) {
+    case kind::broadcast:
+    case kind::multicast:
+    case kind::event:
+    case kind::emergency:
+      // Written for replay; delivered in real time as usual.
+      if (auto err = fan_out(*ctx_, env, send_local))
+        spdlog::debug("durable: real-time copy of {} not sent: {}",
+                      env.id.view(), describe(err));
+      return;
+    default:
+      break;
+  }
+  if (auto dest = ctx_->directory.find(env.to)) {
+    if (std::find(woken.begin(), woken.end(), dest) == woken.end()) {
+      woken.push_back(dest);
+      caf::anon_send(dest, durable_atom::value);
+    }
+  } else if (ctx_->bus && ctx_->bus->knows(env.to)) {
+    auto copy = env;
+    copy.headers[durable_header] = entry_id;
+    if (auto err = ctx_->bus->publish(copy))
+      spdlog::debug("durable: notification for {} not sent: {} (it is "
+                    "read on the next catch-up)",
+                    env.id.view(), describe(err));
+  }
+  // Else nobody runs it now: it waits in its inbox for its next start.
+}
+
+void durable_service::run_writer() {
+  std::vector<envelope> batch;
+  auto delay = settings_.retry_min;
+  clock::time_point deadline{};
+  for (;;) {
+    {
+      std::unique_lock guard{write_mtx_};
+      if (batch.empty()) {
+        write_cv_.wait(guard,
+                       [this] { return stopping_ || !to_write_.empty(); });
+        if (to_write_.empty())
+          return; // stopping, everything written
+        while (!to_write_.empty() && batch.size() < settings_.batch) {
+          batch.push_back(std::move(to_write_.front()));
+          to_write_.pop_front();
+        }
+      }
+      if (stopping_ && deadline == clock::time_point{})
+        deadline = clock::now() + drain_;
+    }
+    auto ids = store_->append_batch(batch);
+    if (!ids && is(ids.error(), errc::backend_unavailable)) {
+      failed(ids.error(), "writing durable envelopes");
+      std::unique_lock guard{write_mtx_};
+      if (stopping_ && clock::now() >= deadline) {
+        auto lost = batch.size() + to_write_.size();
+        spdlog::error("durable: the node stops with {} accepted durable "
+                      "envelopes the store never took: they are lost",
+                      lost);
+        ctx_->stats.add(counter::dead_letters, lost);
+        backlog_.store(0, std::memory_order_relaxed);
+        return;
+      }
+      write_cv_.wait_for(guard, delay);
+      delay = next_delay(delay);
+      continue; // the same batch again
+    }
+    delay = settings_.retry_min;
+    auto n = batch.size();
+    if (!ids) {
+      // Not a connection problem: the store refused these (it should not,
+      // they were checked). Say so; they are not retried forever.
+      spdlog::error("durable: the store refused {} envelopes: {}", n,
+                    describe(ids.error()));
+      ctx_->stats.add(counter::dead_letters, n);
+    } else {
+      recovered();
+      std::vector<caf::actor> woken;
+      for (size_t i = 0; i < n && i < ids->size(); ++i)
+        notify(batch[i], (*ids)[i], woken);
+      written_.fetch_add(n, std::memory_order_relaxed);
+    }
+    backlog_.fetch_sub(n, std::memory_order_relaxed);
+    batch.clear();
+  }
+}
+
+void durable_service::run_reader() {
+  auto delay = settings_.retry_min;
+  for (;;) {
+    read_job job;
+    {
+      std::unique_lock guard{read_mtx_};
+      read_cv_.wait(guard,
+                    [this] { return reader_stopping_ || !to_read_.empty(); });
+      if (reader_stopping_)
+        return;
+      job = std::move(to_read_.front());
+      to_read_.pop_front();
+    }
+    caf::error err;
+    if (!job.nova) {
+      if (auto r = store_->ack(job.nova_id, job.acks); !r)
+        err = std::move(r.error());
+    } else {
+      auto r = store_->pending_and_new(job.nova_id, settings_.batch, nullptr,
+                                       job.with_pending);
+      if (r) {
+        bool more = r->size() >= settings_.batch;
+        caf::anon_send(job.nova, durable_atom::value, std::move(*r), more);
+      } else {
+        err = std::move(r.error());
+      }
+    }
+    if (!err) {
+      recovered();
+      delay = settings_.retry_min;
+      continue;
+    }
+    if (!is(err, errc::backend_unavailable)) {
+      spdlog::warn("durable: {} of '{}' failed: {}",
+                   job.nova ? "reading the inbox" : "acking the inbox",
+                   job.nova_id, describe(err));
+      if (job.nova) // let the Nova ask again later
+        caf::anon_send(job.nova, durable_atom::value,
+                       std::vector<stored_envelope>{}, false);
+      continue;
+    }
+    failed(err, job.nova ? "reading a durable inbox" : "acking a durable inbox");
+    std::unique_lock guard{read_mtx_};
+    to_read_.push_front(std::move(job)); // in order, once the store is back
+    read_cv_.wait_for(guard, delay, [this] { return reader_stopping_; });
+    delay = next_delay(delay);
+  }
+}
+
+} // namespace nova
