@@ -43,6 +43,7 @@
 
 #include "actors/agent.hpp"
 #include "messages/errc.hpp"
+#include "runtime/bench_support.hpp"
 #include "runtime/node.hpp"
 
 namespace nova {
@@ -115,20 +116,6 @@ void settle() {
 
 // -- child processes ----------------------------------------------------------
 
-std::string nats_server_binary(const remote_bench_options& opts) {
-  if (!opts.nats_server.empty())
-    return ::access(opts.nats_server.c_str(), X_OK) == 0 ? opts.nats_server
-                                                         : std::string{};
-  if (const char* env = std::getenv("NOVA_NATS_SERVER"); env && *env)
-    return ::access(env, X_OK) == 0 ? std::string{env} : std::string{};
-  for (const char* dir : {"/usr/bin", "/usr/sbin", "/usr/local/bin"}) {
-    auto path = std::string{dir} + "/nats-server";
-    if (::access(path.c_str(), X_OK) == 0)
-      return path;
-  }
-  return {};
-}
-
 std::string peer_binary(const remote_bench_options& opts) {
   if (!opts.self_exe.empty())
     return opts.self_exe;
@@ -137,23 +124,6 @@ std::string peer_binary(const remote_bench_options& opts) {
   if (n <= 0)
     return {};
   return std::string(buf, static_cast<size_t>(n));
-}
-
-uint16_t free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    throw std::runtime_error("cannot pick a free port: socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0
-      || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error("cannot pick a free port: bind() failed");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
 }
 
 bool accepts_tcp(uint16_t port) {
@@ -364,12 +334,13 @@ public:
 
   /// Starts nats-server on a free loopback port; returns its URL.
   std::string start_nats(const remote_bench_options& opts) {
-    auto path = nats_server_binary(opts);
+    auto path = find_server_binary(opts.nats_server, "NOVA_NATS_SERVER",
+                                   "nats-server");
     if (path.empty())
       throw std::runtime_error("nats-server not found (--nats-server, "
                                "$NOVA_NATS_SERVER, /usr/bin, /usr/sbin, "
                                "/usr/local/bin)");
-    auto port = free_port();
+    auto port = free_loopback_port();
     server_ = std::make_unique<child>(
       std::vector<std::string>{path, "-a", "127.0.0.1", "-p",
                                std::to_string(port), "-m", "0"},
