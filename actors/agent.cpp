@@ -445,6 +445,34 @@ caf::expected<envelope> agent::answer(envelope& req) {
   return reply;
 }
 
+void agent::replay(const std::string& stream, const std::string& from,
+                   replay_handler f, const std::string& subject_pattern,
+                   size_t limit) {
+  if (!f)
+    return;
+  if (!ctx_->durable) {
+    guarded("replay handler", [&] {
+      f(make_error(errc::unsupported,
+                   "replay needs a store: run the node with --store redis"));
+    });
+    return;
+  }
+  auto token = ++next_replay_;
+  replays_.emplace(token, std::move(f));
+  ctx_->durable->replay(replay_query{stream, from, subject_pattern, limit},
+                        caf::actor_cast<caf::actor>(this), token);
+}
+
+void agent::on_replay(uint64_t token,
+                      caf::expected<std::vector<stored_envelope>> r) {
+  auto i = replays_.find(token);
+  if (i == replays_.end())
+    return;
+  auto f = std::move(i->second);
+  replays_.erase(i);
+  guarded("replay handler", [&] { f(std::move(r)); });
+}
+
 void agent::read_durable(bool with_pending) {
   if (!ctx_->durable || stopped_)
     return;
@@ -572,6 +600,12 @@ caf::behavior agent::make_behavior() {
     [this](durable_atom) { read_durable(false); },
     [this](durable_atom, std::vector<stored_envelope>& batch, bool more) {
       on_durable(batch, more);
+    },
+    [this](replay_atom, uint64_t token, std::vector<stored_envelope>& xs) {
+      on_replay(token, std::move(xs));
+    },
+    [this](replay_atom, uint64_t token, caf::error& err) {
+      on_replay(token, std::move(err));
     },
     [this](heartbeat_atom) { heartbeat(); },
     [this](claim_atom) { claim_next(); },

@@ -143,6 +143,21 @@ public:
   reply_handle request_any(const std::string& capability, std::string payload,
                            caf::timespan timeout, send_options opts = {});
 
+  // -- durable streams ---------------------------------------------------------
+
+  using replay_handler
+    = std::function<void(caf::expected<std::vector<stored_envelope>>)>;
+
+  /// Reads up to `limit` envelopes of a durable stream (a full key such as
+  /// `nova.events.billing`) from `from` (an entry id, unix ms, or "-" for the
+  /// start), only those whose subject matches `subject_pattern` when given;
+  /// `f` runs inside this Nova with the result. Without a store, `f` gets
+  /// `unsupported`. The store is read off this actor: the Nova keeps
+  /// handling messages meanwhile.
+  void replay(const std::string& stream, const std::string& from,
+              replay_handler f, const std::string& subject_pattern = {},
+              size_t limit = 1000);
+
   // -- groups and events -------------------------------------------------------
 
   void join(const std::string& group);
@@ -266,6 +281,8 @@ private:
   void report_failure(const char* what, const char* why);
   void claim_next();
   void read_durable(bool with_pending);
+  void on_replay(uint64_t token,
+                 caf::expected<std::vector<stored_envelope>> r);
   void on_durable(std::vector<stored_envelope>& batch, bool more);
   void run_task(nova::task& t);
   void heartbeat();
@@ -281,6 +298,8 @@ private:
   bool durable_reading_ = false;
   bool durable_again_ = false;
   std::unique_ptr<dedup_window> dedup_;
+  uint64_t next_replay_ = 0;
+  std::unordered_map<uint64_t, replay_handler> replays_;
   std::vector<std::pair<std::string, event_handler>> rules_;
   // Resolved local handles, valid while the directory version is unchanged.
   std::unordered_map<std::string, caf::actor> cache_;

@@ -97,6 +97,18 @@ void durable_service::ack(const std::string& nova_id,
   read_cv_.notify_one();
 }
 
+void durable_service::replay(replay_query q, caf::actor to, uint64_t token) {
+  {
+    std::lock_guard guard{read_mtx_};
+    read_job job;
+    job.nova = std::move(to);
+    job.replay = std::move(q);
+    job.token = token;
+    to_read_.push_back(std::move(job));
+  }
+  read_cv_.notify_one();
+}
+
 caf::timespan durable_service::next_delay(caf::timespan current) const {
   return std::min(current * 2, settings_.retry_max);
 }
@@ -216,6 +228,16 @@ void durable_service::run_reader() {
         return;
       job = std::move(to_read_.front());
       to_read_.pop_front();
+    }
+    if (job.replay) {
+      // One attempt: the caller decides whether to ask again.
+      auto& q = *job.replay;
+      auto r = store_->replay(q.stream, q.from, q.subject_pattern, q.limit);
+      if (r)
+        caf::anon_send(job.nova, replay_atom::value, job.token, std::move(*r));
+      else
+        caf::anon_send(job.nova, replay_atom::value, job.token, r.error());
+      continue;
     }
     caf::error err;
     if (!job.nova) {

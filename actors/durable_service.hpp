@@ -6,6 +6,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +25,21 @@ namespace nova {
 /// `(durable_atom, std::vector<stored_envelope>, bool more)` hands it the
 /// next ones (`more`: the batch was full, ask again).
 using durable_atom = caf::atom_constant<caf::atom("durable")>;
+
+/// To a Nova: `(replay_atom, token, std::vector<stored_envelope>)` or
+/// `(replay_atom, token, caf::error)`, the answer to `durable_service::replay`.
+using replay_atom = caf::atom_constant<caf::atom("replay")>;
+
+/// What to read back from a durable stream (see `durable_store::replay`).
+struct replay_query {
+  /// A full stream key, e.g. `nova.inbox.bob`.
+  std::string stream;
+  /// An entry id, unix ms, or "-"/empty for the start.
+  std::string from;
+  /// NATS wildcards over the envelope subject; empty: all.
+  std::string subject_pattern;
+  size_t limit = 1000;
+};
 
 /// The envelope header of the NATS notification that follows a durable
 /// send to a Nova on another node: the stream entry id. Receivers that know
@@ -79,6 +95,10 @@ public:
   /// Settles entries of `nova_id`'s durable inbox.
   void ack(const std::string& nova_id, std::vector<std::string> entry_ids);
 
+  /// Reads `q` on the reader thread and sends the result to `to` as
+  /// `(replay_atom, token, ...)`.
+  void replay(replay_query q, caf::actor to, uint64_t token);
+
   [[nodiscard]] const std::shared_ptr<durable_store>& store() const noexcept {
     return store_;
   }
@@ -104,6 +124,8 @@ private:
     caf::actor nova;      // invalid for an ack
     bool with_pending = false;
     std::vector<std::string> acks;
+    std::optional<replay_query> replay; // set for a replay
+    uint64_t token = 0;
   };
 
   void run_writer();

@@ -233,6 +233,15 @@ caf::error node::outbound(kind k, const std::string& to, std::string payload,
   return caf::none;
 }
 
+caf::expected<std::vector<stored_envelope>>
+node::replay(const std::string& stream, const std::string& from,
+             const std::string& subject_pattern, size_t limit) {
+  if (!ctx_->durable)
+    return make_error(errc::unsupported,
+                      "replay needs a store: run the node with --store redis");
+  return ctx_->durable->store()->replay(stream, from, subject_pattern, limit);
+}
+
 caf::error node::send(const std::string& to, std::string payload,
                       send_options opts) {
   return outbound(kind::direct, to, std::move(payload), opts);

@@ -12,6 +12,7 @@
 
 #include "actors/agent.hpp"
 #include "actors/context.hpp"
+#include "cluster/durable_store.hpp"
 #include "messages/types.hpp"
 #include "runtime/config.hpp"
 
@@ -98,6 +99,13 @@ public:
   caf::expected<uint64_t> redrive(const std::string& task_id = {});
 
   caf::expected<queue_stats> task_stats();
+
+  /// Reads up to `limit` envelopes of a durable stream (a full key) from
+  /// `from` (an entry id, unix ms, or "-"), filtered by subject pattern when
+  /// given. Blocks for the store round trips; `unsupported` without a store.
+  caf::expected<std::vector<stored_envelope>>
+  replay(const std::string& stream, const std::string& from,
+         const std::string& subject_pattern = {}, size_t limit = 1000);
 
   // -- presence -----------------------------------------------------------------
 

@@ -240,3 +240,68 @@ TEST_CASE("a durable send to a Nova on another node is read from its inbox "
   CHECK(ys[0].payload == "while-away");
   CHECK(got->size() == 1);
 }
+
+namespace {
+
+/// Replays a stream from inside a Nova when told "go <stream>" and records
+/// the payloads (or the error) it gets back.
+class replayer : public agent {
+public:
+  replayer(caf::actor_config& cfg, agent_init init,
+           std::shared_ptr<nova::testing::sink<std::string>> out)
+    : agent(cfg, std::move(init)), out_(std::move(out)) {
+    // nop
+  }
+
+protected:
+  void on_message(const envelope& msg) override {
+    auto stream = msg.payload.substr(3);
+    replay(
+      stream, "-",
+      [this](caf::expected<std::vector<stored_envelope>> r) {
+        if (!r) {
+          out_->push("error:" + std::string{to_string(code_of(r.error()))});
+          return;
+        }
+        for (auto& x : *r)
+          out_->push(x.env.payload);
+        out_->push("end");
+      },
+      "billing.*");
+  }
+
+private:
+  std::shared_ptr<nova::testing::sink<std::string>> out_;
+};
+
+} // namespace
+
+TEST_CASE("a Nova and the node replay a durable stream filtered by subject",
+          "[durable]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto pfx = fresh_prefix();
+  node n{durable_config("node-a", srv.url(), pfx)};
+  REQUIRE_FALSE(n.publish("billing.paid", "p1", durable()));
+  REQUIRE_FALSE(n.publish("billing.paid.late", "p2", durable()));
+  REQUIRE_FALSE(n.publish("billing.refund", "p3", durable()));
+  auto stream = pfx + ".events.billing";
+  CHECK(nova::testing::eventually([&] {
+    auto xs = n.replay(stream, "-");
+    return xs && xs->size() == 3;
+  }));
+  auto some = n.replay(stream, "-", "billing.*");
+  REQUIRE(some);
+  REQUIRE(some->size() == 2);
+  CHECK((*some)[0].env.payload == "p1");
+  CHECK((*some)[1].env.payload == "p3");
+  auto out = std::make_shared<nova::testing::sink<std::string>>();
+  REQUIRE(n.spawn<replayer>("historian", {}, out));
+  REQUIRE_FALSE(n.send("historian", "go " + stream));
+  auto got = out->wait_for(3);
+  CHECK(got == std::vector<std::string>{"p1", "p3", "end"});
+  node bare{nova::testing::test_config()};
+  auto none = bare.replay(stream, "-");
+  REQUIRE_FALSE(none);
+  CHECK(is(none.error(), errc::unsupported));
+}
