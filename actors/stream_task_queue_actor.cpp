@@ -1,18 +1,21 @@
 #include "actors/stream_task_queue_actor.hpp"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
-#include <set>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "actors/quiet.hpp"
@@ -30,23 +33,44 @@ using steady = std::chrono::steady_clock;
 // From the helper threads.
 using claimed_atom = caf::atom_constant<caf::atom("sqclaimed")>;
 using collected_atom = caf::atom_constant<caf::atom("sqcollect")>;
+using io_atom = caf::atom_constant<caf::atom("sqio")>;
 // Timers; each carries the generation it was set for, so a timer replaced
 // by an earlier one does nothing when it fires.
 using promote_atom = caf::atom_constant<caf::atom("sqpromote")>;
 using lease_tick_atom = caf::atom_constant<caf::atom("sqlease")>;
 using reclaim_atom = caf::atom_constant<caf::atom("sqreclaim")>;
 using redo_atom = caf::atom_constant<caf::atom("sqredo")>;
+using outbox_atom = caf::atom_constant<caf::atom("sqoutbox")>;
 
 constexpr caf::timespan first_retry = 100ms;
+
+// Tasks per round trip of a batch write or claim.
+constexpr size_t max_batch = 512;
+
+constexpr size_t num_lanes = 4;
 
 bool transient(const caf::error& err) {
   return is(err, errc::backend_unavailable);
 }
 
+size_t lane_index(priority p) noexcept {
+  switch (p) {
+    case priority::urgent: return 0;
+    case priority::high: return 1;
+    case priority::normal: return 2;
+    default: return 3;
+  }
+}
+
 // Logs store trouble once per outage (and again every 10 s while it lasts),
-// not once per call.
+// not once per call, and keeps the node's health flag. One per thread.
 class outage_log {
 public:
+  explicit outage_log(std::shared_ptr<stream_task_queue_health> health)
+    : health_(std::move(health)) {
+    // nop
+  }
+
   void failed(const char* what, const caf::error& err) {
     auto now = steady::now();
     if (!down_ || now - last_ >= 10s) {
@@ -56,31 +80,58 @@ public:
       spdlog::debug("task queue: {} failed: {}", what, describe(err));
     }
     down_ = transient(err);
+    if (down_)
+      health_->store_reachable.store(false);
   }
 
   void ok() {
     if (down_)
       spdlog::info("task queue: the task store answers again");
     down_ = false;
+    if (!health_->store_reachable.load(std::memory_order_relaxed))
+      health_->store_reachable.store(true);
   }
 
 private:
+  std::shared_ptr<stream_task_queue_health> health_;
   bool down_ = false;
   steady::time_point last_;
 };
 
-// The thread that waits on the store for tasks while local workers wait
-// (`wait_claim` blocks; the actor must not). It only claims, releases and
-// sends: it never touches the actor's state.
+// Drops redelivered claims whose task another delivery completed: they are
+// acked, not run again. Unknown (the store did not answer): kept, the done
+// record keeps the effect to one.
+void drop_done(task_store& store, std::vector<claimed_task>& xs) {
+  auto done = [&](const claimed_task& c) {
+    if (c.task.attempts <= 1)
+      return false;
+    auto r = store.is_done(c.task.id);
+    if (!r || !*r)
+      return false;
+    spdlog::debug("task '{}' was completed by an earlier delivery; skipped",
+                  c.task.id);
+    if (auto err = store.ack_done(c))
+      spdlog::debug("task queue: acking task '{}' failed: {}", c.task.id,
+                    describe(err));
+    return true;
+  };
+  xs.erase(std::remove_if(xs.begin(), xs.end(), done), xs.end());
+}
+
+// The thread that waits on the store for tasks while local workers wait and
+// the queue is empty (`wait_claim_many` blocks). It only claims, releases
+// and sends: it never touches the actor's state.
 class claimer {
 public:
   claimer(std::shared_ptr<task_store> store, std::string consumer,
-          caf::actor_addr owner, caf::timespan slice, caf::timespan retry_max)
+          caf::actor_addr owner, caf::timespan slice, caf::timespan retry_max,
+          std::shared_ptr<stream_task_queue_health> health)
     : store_(std::move(store)),
       consumer_(std::move(consumer)),
       owner_(std::move(owner)),
       slice_(slice),
-      retry_max_(retry_max) {
+      retry_max_(retry_max),
+      log_(std::move(health)) {
     thread_ = std::thread{[this] { run(); }};
   }
 
@@ -96,64 +147,61 @@ public:
     thread_.join();
   }
 
-  // One more worker waits for a task.
-  void add_demand() {
+  // How many waiting workers the actor cannot serve otherwise.
+  void want(size_t n) {
     {
       std::lock_guard<std::mutex> guard{mtx_};
-      ++demand_;
+      if (want_ == n)
+        return;
+      want_ = n;
     }
     cv_.notify_all();
   }
 
-  // A waiting worker was served otherwise, or left.
-  void drop_demand() {
-    std::lock_guard<std::mutex> guard{mtx_};
-    if (demand_ > 0)
-      --demand_;
-  }
-
 private:
   void run() {
-    outage_log log;
     auto delay = first_retry;
     for (;;) {
+      size_t n = 0;
       {
         std::unique_lock<std::mutex> guard{mtx_};
-        cv_.wait(guard, [this] { return stop_ || demand_ > 0; });
+        cv_.wait(guard, [this] { return stop_ || want_ > 0; });
         if (stop_)
           return;
+        n = std::min(want_, max_batch);
       }
-      auto r = store_->wait_claim(consumer_, slice_);
+      auto r = store_->wait_claim_many(consumer_, n, slice_);
       if (!r) {
-        log.failed("waiting for a task", r.error());
+        log_.failed("waiting for a task", r.error());
         std::unique_lock<std::mutex> guard{mtx_};
         if (cv_.wait_for(guard, delay, [this] { return stop_; }))
           return;
         delay = std::min(delay * 2, retry_max_);
         continue;
       }
-      log.ok();
+      log_.ok();
       delay = first_retry;
-      if (!*r)
+      drop_done(*store_, *r);
+      if (r->empty())
         continue;
-      bool wanted = false;
+      bool stopping = false;
       {
         std::lock_guard<std::mutex> guard{mtx_};
-        if (!stop_ && demand_ > 0) {
-          --demand_;
-          wanted = true;
-        }
+        stopping = stop_;
+        // Until the actor tells again, these cover that much of the demand.
+        want_ -= std::min(want_, r->size());
       }
       auto owner = caf::actor_cast<caf::actor>(owner_);
-      if (wanted && owner) {
-        caf::anon_send(owner, claimed_atom::value, std::move(**r));
+      if (!stopping && owner) {
+        caf::anon_send(owner, claimed_atom::value, std::move(*r));
         continue;
       }
-      // The worker left while we waited: back to its lane, uncounted.
-      if (auto back = store_->release(**r); !back)
-        spdlog::warn("task queue: cannot give task '{}' back; it is "
-                     "reclaimed later: {}",
-                     (*r)->task.id, describe(back.error()));
+      // Nobody is left to run them: back to their lanes, uncounted.
+      for (auto& c : *r)
+        if (auto back = store_->release(c); !back)
+          spdlog::warn("task queue: cannot give task '{}' back; it is "
+                       "reclaimed later: {}",
+                       c.task.id, describe(back.error()));
     }
   }
 
@@ -162,17 +210,271 @@ private:
   caf::actor_addr owner_;
   caf::timespan slice_;
   caf::timespan retry_max_;
+  outage_log log_;
   std::mutex mtx_;
   std::condition_variable cv_;
-  size_t demand_ = 0;
+  size_t want_ = 0;
   bool stop_ = false;
   std::thread thread_;
 };
+
+// The thread that makes every call to the store for the actor, so that the
+// actor never blocks and runs on the scheduler like any other. Enqueues,
+// completions and claims handed over while a round trip ran go out together
+// in the next one: batches grow with the load. Other calls are jobs that
+// return a continuation for the actor. Results go into a report and the
+// actor is told with one `io_atom` per report; like the claimer, this thread
+// never touches actor state.
+class store_io {
+public:
+  using continuation = std::function<void()>;
+  using job = std::function<continuation(task_store&)>;
+
+  struct report {
+    // Enqueues the store answered, by sequence number.
+    std::vector<std::pair<uint64_t, caf::expected<std::string>>> enqueued;
+    // Enqueues that did not reach the store.
+    std::vector<std::pair<uint64_t, task>> unsent;
+    size_t done_now = 0;
+    std::vector<std::string> done_before;
+    // Completions that did not reach the store.
+    std::vector<task_store::completion_request> unfinished;
+    std::vector<claimed_task> claimed;
+    size_t claims_asked = 0;
+    bool claim_failed = false;
+    // Some call got through / the last error.
+    bool ok = false;
+    caf::error error;
+    // What the jobs left for the actor to do, in order.
+    std::vector<continuation> then;
+  };
+
+  store_io(std::shared_ptr<task_store> store, std::string consumer,
+           caf::actor_addr owner)
+    : store_(std::move(store)),
+      consumer_(std::move(consumer)),
+      owner_(std::move(owner)) {
+    thread_ = std::thread{[this] { run(); }};
+  }
+
+  store_io(const store_io&) = delete;
+  store_io& operator=(const store_io&) = delete;
+
+  ~store_io() {
+    stop();
+  }
+
+  void enqueue(uint64_t seq, task t) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    enqueues_.emplace_back(seq, std::move(t));
+    cv_.notify_one();
+  }
+
+  void complete(task_store::completion_request x) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    completions_.push_back(std::move(x));
+    cv_.notify_one();
+  }
+
+  void claim(size_t n) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    claims_ += n;
+    cv_.notify_one();
+  }
+
+  void post(job f) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    jobs_.push_back(std::move(f));
+    cv_.notify_one();
+  }
+
+  report take() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    reported_ = false;
+    return std::exchange(report_, report{});
+  }
+
+  // Stops the thread after its current round trip. What it never wrote
+  // stays for `left_enqueues` and `left_completions`; jobs not run yet are
+  // dropped.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (stop_)
+        return;
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  std::vector<std::pair<uint64_t, task>> left_enqueues() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto out = std::move(enqueues_);
+    for (auto& x : report_.unsent)
+      out.push_back(std::move(x));
+    return out;
+  }
+
+  std::vector<task_store::completion_request> left_completions() {
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto out = std::move(completions_);
+    for (auto& x : report_.unfinished)
+      out.push_back(std::move(x));
+    return out;
+  }
+
+private:
+  void run() {
+    for (;;) {
+      std::vector<std::pair<uint64_t, task>> enq;
+      std::vector<task_store::completion_request> comp;
+      std::vector<job> fs;
+      size_t n = 0;
+      {
+        std::unique_lock<std::mutex> guard{mtx_};
+        cv_.wait(guard, [this] {
+          return stop_ || !enqueues_.empty() || !completions_.empty()
+                 || claims_ > 0 || !jobs_.empty();
+        });
+        if (stop_)
+          return;
+        enq.swap(enqueues_);
+        comp.swap(completions_);
+        fs.swap(jobs_);
+        n = std::min(claims_, max_batch);
+        claims_ -= n;
+      }
+      report r;
+      if (!enq.empty())
+        write(enq, r);
+      if (!comp.empty())
+        write(comp, r);
+      if (n > 0) {
+        r.claims_asked = n;
+        auto xs = store_->claim_many(consumer_, n);
+        if (xs) {
+          r.ok = true;
+          drop_done(*store_, *xs);
+          r.claimed = std::move(*xs);
+        } else {
+          r.claim_failed = true;
+          r.error = std::move(xs.error());
+        }
+      }
+      for (auto& f : fs)
+        r.then.push_back(f(*store_));
+      bool notify = false;
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        merge(std::move(r));
+        notify = !reported_;
+        reported_ = true;
+      }
+      if (notify)
+        if (auto hdl = caf::actor_cast<caf::actor>(owner_))
+          caf::anon_send(hdl, io_atom::value);
+    }
+  }
+
+  void write(std::vector<std::pair<uint64_t, task>>& enq, report& r) {
+    for (size_t first = 0; first < enq.size(); first += max_batch) {
+      auto last = std::min(enq.size(), first + max_batch);
+      std::vector<task> ts;
+      ts.reserve(last - first);
+      for (size_t i = first; i < last; ++i)
+        ts.push_back(enq[i].second);
+      auto xs = store_->enqueue_many(std::move(ts));
+      if (!xs && transient(xs.error())) {
+        r.error = std::move(xs.error());
+        for (size_t i = first; i < enq.size(); ++i)
+          r.unsent.push_back(std::move(enq[i]));
+        return;
+      }
+      if (!xs) {
+        spdlog::error("task queue: enqueueing {} tasks failed: {}",
+                      last - first, describe(xs.error()));
+        for (size_t i = first; i < last; ++i)
+          r.enqueued.emplace_back(enq[i].first, xs.error());
+        continue;
+      }
+      r.ok = true;
+      for (size_t i = first; i < last; ++i)
+        r.enqueued.emplace_back(enq[i].first, std::move((*xs)[i - first]));
+    }
+  }
+
+  void write(std::vector<task_store::completion_request>& comp, report& r) {
+    auto xs = store_->complete_many(comp);
+    if (!xs && transient(xs.error())) {
+      r.error = std::move(xs.error());
+      for (auto& x : comp)
+        r.unfinished.push_back(std::move(x));
+      return;
+    }
+    if (!xs) {
+      spdlog::error("task queue: completing {} tasks failed: {}", comp.size(),
+                    describe(xs.error()));
+      return;
+    }
+    r.ok = true;
+    for (size_t i = 0; i < xs->size(); ++i) {
+      if ((*xs)[i] == task_store::completion::done)
+        ++r.done_now;
+      else
+        r.done_before.push_back(comp[i].claim.task.id);
+    }
+  }
+
+  void merge(report r) {
+    auto append = [](auto& to, auto& from) {
+      if (to.empty())
+        to = std::move(from);
+      else
+        to.insert(to.end(), std::make_move_iterator(from.begin()),
+                  std::make_move_iterator(from.end()));
+    };
+    append(report_.enqueued, r.enqueued);
+    append(report_.unsent, r.unsent);
+    report_.done_now += r.done_now;
+    append(report_.done_before, r.done_before);
+    append(report_.unfinished, r.unfinished);
+    append(report_.claimed, r.claimed);
+    report_.claims_asked += r.claims_asked;
+    report_.claim_failed = report_.claim_failed || r.claim_failed;
+    report_.ok = report_.ok || r.ok;
+    if (r.error)
+      report_.error = std::move(r.error);
+    append(report_.then, r.then);
+  }
+
+  std::shared_ptr<task_store> store_;
+  std::string consumer_;
+  caf::actor_addr owner_;
+  std::mutex mtx_;
+  std::condition_variable cv_;
+  std::vector<std::pair<uint64_t, task>> enqueues_;
+  std::vector<task_store::completion_request> completions_;
+  std::vector<job> jobs_;
+  size_t claims_ = 0;
+  report report_;
+  bool reported_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+using continuation = store_io::continuation;
 
 struct waiter {
   std::string worker;
   caf::actor_addr addr;
   caf::response_promise promise;
+};
+
+// A claim nobody asked for yet.
+struct buffered {
+  claimed_task claim;
+  steady::time_point since;
 };
 
 struct lease {
@@ -181,8 +483,8 @@ struct lease {
   steady::time_point deadline;
 };
 
-// A completion or failure the store did not take (unreachable): retried in
-// order until it does.
+// A completion or failure for the store, kept in order while the store is
+// unreachable.
 struct deferred_op {
   bool complete = false;
   claimed_task claim;
@@ -191,6 +493,38 @@ struct deferred_op {
   std::string text;
   int64_t at_ms = 0;
 };
+
+// What the store made of a `deferred_op`.
+struct op_outcome {
+  // False: the store was unreachable; the op is to be tried again.
+  bool reached = true;
+  std::optional<task_store::completion> completion;
+  std::optional<task_store::failure> failure;
+  // Any other error: logged, the op is dropped.
+  caf::error error;
+};
+
+op_outcome run_on(task_store& store, const deferred_op& op) {
+  op_outcome out;
+  auto note = [&](caf::error err) {
+    out.reached = !transient(err);
+    out.error = std::move(err);
+  };
+  if (op.complete) {
+    auto r = store.complete(op.claim, op.text, op.worker);
+    if (r)
+      out.completion = *r;
+    else
+      note(std::move(r.error()));
+  } else {
+    auto r = store.fail(op.claim, op.text, op.at_ms, op.worker);
+    if (r)
+      out.failure = std::move(*r);
+    else
+      note(std::move(r.error()));
+  }
+  return out;
+}
 
 struct collect_job {
   std::string session;
@@ -208,14 +542,39 @@ struct stream_queue_state {
   context_ptr ctx;
   std::shared_ptr<task_store> store;
   stream_task_queue_settings cfg;
+  std::shared_ptr<stream_task_queue_health> health;
   std::string consumer;
   std::unique_ptr<claimer> claims;
+  std::unique_ptr<store_io> io;
   std::deque<waiter> waiters;
+  // Claimed ahead, per lane (urgent first): handed out best lane first.
+  std::array<std::deque<buffered>, num_lanes> ready;
+  size_t ready_size = 0;
+  // Hand-outs since `rate_since`, and the rate they gave (tasks/s).
+  uint64_t handed = 0;
+  steady::time_point rate_since = steady::now();
+  double rate = 0;
+  // Claims asked of `io` and not reported yet.
+  size_t claims_in_flight = 0;
+  // The last claim found every lane drained (the claimer waits for more),
+  // or failed (until `claims_held_until`).
+  bool store_empty = false;
+  steady::time_point claims_held_until;
   std::map<caf::actor_addr, std::string> monitored;
   std::unordered_map<std::string, lease> leases;
+  // Enqueues handed to `io`, by sequence number.
+  std::unordered_map<uint64_t, caf::response_promise> promises;
+  uint64_t next_seq = 0;
+  // Accepted while the store was unreachable, oldest first.
+  std::deque<task> outbox;
+  size_t outbox_capacity = 0;
+  // A drain of the outbox is due or running.
+  bool outbox_busy = false;
+  caf::timespan outbox_delay = first_retry;
   std::deque<deferred_op> deferred;
   caf::timespan redo_delay = first_retry;
-  bool redo_scheduled = false;
+  // A retry of `deferred` is due or running.
+  bool redo_busy = false;
   // Collects run one at a time per session, so each result is handed out
   // once: the running job per session, and those queued behind it.
   std::map<uint64_t, collect_job> jobs;
@@ -229,15 +588,23 @@ struct stream_queue_state {
   std::optional<steady::time_point> lease_tick_at;
   uint64_t lease_gen = 0;
   uint64_t malformed_seen = 0;
-  outage_log log;
+  std::optional<outage_log> log;
 
   stream_queue_state() = default;
   stream_queue_state(const stream_queue_state&) = delete;
   stream_queue_state& operator=(const stream_queue_state&) = delete;
 
-  // Runs when the actor exits.
+  // Runs when the actor exits: what this node holds goes back to the store
+  // while it answers, so nothing waits for a reclaim that need not.
   ~stream_queue_state() {
     claims.reset();
+    std::vector<task_store::completion_request> completing;
+    std::vector<std::pair<uint64_t, task>> enqueuing;
+    if (io) {
+      io->stop();
+      completing = io->left_completions();
+      enqueuing = io->left_enqueues();
+    }
     for (auto& kvp : jobs)
       if (kvp.second.stop)
         kvp.second.stop->store(true);
@@ -246,25 +613,51 @@ struct stream_queue_state {
         kvp.second.thread.join();
     if (!store)
       return;
-    // Tasks this node holds are retried elsewhere now rather than after
-    // they went stale; one attempt each while the store answers.
-    auto now = now_ms();
+    bool up = true;
+    // Finished work first: its effect is what matters most.
+    if (!completing.empty()) {
+      up = static_cast<bool>(store->complete_many(completing));
+      if (!up)
+        spdlog::warn("task queue: {} completions were not written; their "
+                     "tasks run again elsewhere",
+                     completing.size());
+    }
     for (auto& op : deferred) {
-      auto ok = op.complete
-                  ? static_cast<bool>(
-                    store->complete(op.claim, op.text, op.worker))
-                  : static_cast<bool>(
-                    store->fail(op.claim, op.text, op.at_ms, op.worker));
-      if (!ok)
-        return;
+      if (!up)
+        break;
+      up = run_on(*store, op).reached;
     }
+    // Tasks this node holds are retried elsewhere now rather than after
+    // they went stale.
+    auto now = now_ms();
     for (auto& kvp : leases) {
-      auto r = store->fail(kvp.second.claim,
-                           "node '" + ctx->node_id + "' stopped", now,
-                           kvp.second.worker);
-      if (!r)
-        return;
+      if (!up)
+        break;
+      up = static_cast<bool>(store->fail(kvp.second.claim,
+                                         "node '" + ctx->node_id + "' stopped",
+                                         now, kvp.second.worker));
     }
+    for (auto& lane : ready)
+      for (auto& b : lane) {
+        if (!up)
+          break;
+        up = static_cast<bool>(store->release(b.claim));
+      }
+    for (auto& x : enqueuing)
+      outbox.push_back(std::move(x.second));
+    if (outbox.empty())
+      return;
+    size_t lost = outbox.size();
+    if (up) {
+      std::vector<task> ts{std::make_move_iterator(outbox.begin()),
+                           std::make_move_iterator(outbox.end())};
+      if (store->enqueue_many(std::move(ts)))
+        lost = 0;
+    }
+    if (lost > 0)
+      spdlog::error("task queue: node '{}' stops with {} accepted tasks "
+                    "that the store never took: they are lost",
+                    ctx->node_id, lost);
   }
 };
 
@@ -283,6 +676,13 @@ void note_malformed(queue_actor* self) {
   }
 }
 
+// Runs `f(store)` on the I/O thread; the continuation it returns runs in
+// the actor (`self` stays valid: the I/O thread stops before the state).
+template <class F>
+void post(queue_actor* self, F f) {
+  self->state.io->post(std::move(f));
+}
+
 // -- timers -------------------------------------------------------------------
 
 void schedule_promote(queue_actor* self, int64_t due_ms) {
@@ -296,39 +696,143 @@ void schedule_promote(queue_actor* self, int64_t due_ms) {
 }
 
 void check_promotions(queue_actor* self) {
-  auto next = self->state.store->next_due();
-  if (!next) {
-    self->state.log.failed("reading the retry schedule", next.error());
+  post(self, [self](task_store& s) -> continuation {
+    auto next = s.next_due();
+    return [self, next = std::move(next)] {
+      if (!next) {
+        self->state.log->failed("reading the retry schedule", next.error());
+        return;
+      }
+      if (*next)
+        schedule_promote(self, **next);
+    };
+  });
+}
+
+void schedule_lease_tick(queue_actor* self, steady::time_point at) {
+  auto& st = self->state;
+  if (st.lease_tick_at && *st.lease_tick_at <= at)
     return;
-  }
-  if (*next)
-    schedule_promote(self, **next);
+  st.lease_tick_at = at;
+  auto delay = std::max(caf::timespan{0},
+                        std::chrono::duration_cast<caf::timespan>(
+                          at - steady::now()));
+  self->delayed_send(self, delay, lease_tick_atom::value, ++st.lease_gen);
 }
 
 void schedule_lease_tick(queue_actor* self) {
-  auto& st = self->state;
   std::optional<steady::time_point> next;
-  for (auto& kvp : st.leases)
+  for (auto& kvp : self->state.leases)
     if (!next || kvp.second.deadline < *next)
       next = kvp.second.deadline;
-  if (!next)
-    return;
-  if (st.lease_tick_at && *st.lease_tick_at <= *next)
-    return;
-  st.lease_tick_at = *next;
-  auto delay = std::max(caf::timespan{0},
-                        std::chrono::duration_cast<caf::timespan>(
-                          *next - steady::now()));
-  self->delayed_send(self, delay, lease_tick_atom::value, ++st.lease_gen);
+  if (next)
+    schedule_lease_tick(self, *next);
 }
 
 void schedule_redo(queue_actor* self) {
   auto& st = self->state;
-  if (st.redo_scheduled)
+  if (st.redo_busy)
     return;
-  st.redo_scheduled = true;
+  st.redo_busy = true;
   self->delayed_send(self, st.redo_delay, redo_atom::value);
   st.redo_delay = std::min(st.redo_delay * 2, st.cfg.store_retry_max);
+}
+
+void schedule_outbox(queue_actor* self) {
+  auto& st = self->state;
+  if (st.outbox_busy)
+    return;
+  st.outbox_busy = true;
+  self->delayed_send(self, st.outbox_delay, outbox_atom::value);
+  st.outbox_delay = std::min(st.outbox_delay * 2, st.cfg.store_retry_max);
+}
+
+// -- enqueue and the outbox ---------------------------------------------------
+
+void set_outbox_depth(queue_actor* self) {
+  self->state.health->outbox_depth.store(self->state.outbox.size());
+}
+
+// Accepts `t` into the outbox: it is written once the store answers.
+void hold(queue_actor* self, task t, caf::response_promise& rp) {
+  auto& st = self->state;
+  if (st.outbox.size() >= st.outbox_capacity) {
+    st.ctx->stats.add(counter::outbox_full);
+    rp.deliver(make_error(errc::queue_full,
+                          fmt::format("the task store is unreachable and {} "
+                                      "tasks already wait for it (the "
+                                      "outbox is full)",
+                                      st.outbox.size())));
+    return;
+  }
+  auto id = t.id;
+  st.outbox.push_back(std::move(t));
+  set_outbox_depth(self);
+  schedule_outbox(self);
+  rp.deliver(std::move(id));
+}
+
+// Writes the outbox in order, a batch per round trip; stops at the first
+// task the store cannot take yet (unreachable, or its lane is full) and
+// tries again later.
+void drain_outbox(queue_actor* self) {
+  auto& st = self->state;
+  if (st.outbox.empty()) {
+    st.outbox_busy = false;
+    st.outbox_delay = first_retry;
+    return;
+  }
+  auto n = std::min(st.outbox.size(), max_batch);
+  std::vector<task> ts{st.outbox.begin(), st.outbox.begin() + n};
+  post(self, [self, ts = std::move(ts)](task_store& s) mutable
+             -> continuation {
+    auto n = ts.size();
+    auto r = s.enqueue_many(std::move(ts));
+    return [self, n, r = std::move(r)]() mutable {
+      auto& st = self->state;
+      auto retry_later = [&] {
+        st.outbox_busy = false;
+        schedule_outbox(self);
+      };
+      if (!r) {
+        st.log->failed("writing the task outbox", r.error());
+        retry_later();
+        return;
+      }
+      st.log->ok();
+      size_t taken = 0;
+      for (; taken < n; ++taken) {
+        auto& x = (*r)[taken];
+        if (x) {
+          st.ctx->stats.add(counter::tasks_enqueued);
+          continue;
+        }
+        if (is(x.error(), errc::queue_full))
+          break;
+        // A duplicate was written by an earlier attempt whose reply got
+        // lost (or the id is taken by another task: the caller reused it).
+        auto& t = st.outbox[taken];
+        if (is(x.error(), errc::duplicate_id))
+          spdlog::debug("task queue: task '{}' from the outbox was in the "
+                        "store already",
+                        t.id);
+        else
+          spdlog::error("task queue: task '{}' from the outbox was "
+                        "refused: {}",
+                        t.id, describe(x.error()));
+      }
+      st.outbox.erase(st.outbox.begin(), st.outbox.begin() + taken);
+      set_outbox_depth(self);
+      if (taken < n) {
+        retry_later();
+        return;
+      }
+      if (st.outbox.empty())
+        spdlog::info("task queue: the outbox is written; enqueues go to the "
+                     "store directly again");
+      drain_outbox(self);
+    };
+  });
 }
 
 // -- completions and failures -------------------------------------------------
@@ -350,55 +854,58 @@ void on_failure(queue_actor* self, const claimed_task& c,
   }
 }
 
-// Runs one store operation; false if the store did not answer.
-bool attempt(queue_actor* self, const deferred_op& op) {
+// Takes what the store made of `op`; false if it was unreachable.
+bool apply(queue_actor* self, const deferred_op& op, const op_outcome& r) {
   auto& st = self->state;
-  if (op.complete) {
-    auto r = st.store->complete(op.claim, op.text, op.worker);
-    if (!r) {
-      if (transient(r.error()))
-        return false;
-      spdlog::error("task queue: completing task '{}' failed: {}",
-                    op.claim.task.id, describe(r.error()));
-      return true;
-    }
-    if (*r == task_store::completion::done)
+  if (!r.reached)
+    return false;
+  if (r.error) {
+    spdlog::error("task queue: {} task '{}' failed: {}",
+                  op.complete ? "completing" : "failing", op.claim.task.id,
+                  describe(r.error));
+  } else if (r.completion) {
+    if (*r.completion == task_store::completion::done)
       st.ctx->stats.add(counter::tasks_done);
     else
       spdlog::debug("task '{}' was already done; this delivery was only "
                     "acked",
                     op.claim.task.id);
-    return true;
+  } else if (r.failure) {
+    on_failure(self, op.claim, *r.failure);
   }
-  auto f = st.store->fail(op.claim, op.text, op.at_ms, op.worker);
-  if (!f) {
-    if (transient(f.error()))
-      return false;
-    spdlog::error("task queue: failing task '{}' failed: {}",
-                  op.claim.task.id, describe(f.error()));
-    return true;
-  }
-  on_failure(self, op.claim, *f);
+  st.log->ok();
   return true;
 }
 
-void run_op(queue_actor* self, deferred_op op) {
+void defer(queue_actor* self, deferred_op op) {
   auto& st = self->state;
-  // Behind operations still waiting for the store, to keep their order.
-  if (st.deferred.empty() && attempt(self, op)) {
-    st.log.ok();
-    return;
-  }
-  st.log.failed(op.complete ? "completing a task" : "failing a task",
-                make_error(errc::backend_unavailable,
-                           "task '" + op.claim.task.id
-                             + "' waits for the store"));
+  st.log->failed(op.complete ? "completing a task" : "failing a task",
+                 make_error(errc::backend_unavailable,
+                            "task '" + op.claim.task.id
+                              + "' waits for the store"));
   st.deferred.push_back(std::move(op));
   schedule_redo(self);
 }
 
+void run_op(queue_actor* self, deferred_op op) {
+  // Behind operations still waiting for the store, to keep their order.
+  if (!self->state.deferred.empty()) {
+    defer(self, std::move(op));
+    return;
+  }
+  post(self, [self, op = std::move(op)](task_store& s) mutable
+             -> continuation {
+    auto r = run_on(s, op);
+    return [self, op = std::move(op), r = std::move(r)]() mutable {
+      if (!apply(self, op, r))
+        defer(self, std::move(op));
+    };
+  });
+}
+
 void fail_lease(queue_actor* self, lease l, std::string reason) {
   deferred_op op;
+  op.complete = false;
   op.claim = std::move(l.claim);
   op.worker = std::move(l.worker);
   op.text = std::move(reason);
@@ -406,7 +913,40 @@ void fail_lease(queue_actor* self, lease l, std::string reason) {
   run_op(self, std::move(op));
 }
 
-// -- handing out tasks --------------------------------------------------------
+// Retries the deferred operations in order until one fails again.
+void redo(queue_actor* self) {
+  auto& st = self->state;
+  if (st.deferred.empty()) {
+    st.redo_busy = false;
+    return;
+  }
+  std::vector<deferred_op> ops{st.deferred.begin(), st.deferred.end()};
+  post(self, [self, ops = std::move(ops)](task_store& s) -> continuation {
+    std::vector<op_outcome> outs;
+    for (auto& op : ops) {
+      outs.push_back(run_on(s, op));
+      if (!outs.back().reached)
+        break;
+    }
+    return [self, outs = std::move(outs)] {
+      auto& st = self->state;
+      st.redo_busy = false;
+      for (auto& r : outs) {
+        // Only this retry takes from the front; new ones go to the back.
+        if (!apply(self, st.deferred.front(), r))
+          break;
+        st.deferred.pop_front();
+      }
+      if (st.deferred.empty()) {
+        st.redo_delay = first_retry;
+        return;
+      }
+      schedule_redo(self);
+    };
+  });
+}
+
+// -- claims -------------------------------------------------------------------
 
 void watch(queue_actor* self, const caf::actor_addr& addr,
            const std::string& worker) {
@@ -414,74 +954,230 @@ void watch(queue_actor* self, const caf::actor_addr& addr,
     self->monitor(addr);
 }
 
-void take_lease(queue_actor* self, const claimed_task& c,
-                const std::string& worker) {
+void buffer(queue_actor* self, claimed_task c) {
   auto& st = self->state;
-  st.leases[c.task.id] = lease{c, worker,
-                               steady::now() + st.ctx->limits.task_timeout};
-  schedule_lease_tick(self);
+  auto& lane = st.ready[lane_index(c.lane)];
+  lane.push_back(buffered{std::move(c), steady::now()});
+  ++st.ready_size;
 }
 
-// True if a redelivered task is done already: then it is acked and skipped.
-bool skip_if_done(queue_actor* self, const claimed_task& c) {
-  if (c.task.attempts <= 1)
-    return false;
+// The best claim buffered here.
+std::optional<claimed_task> next_ready(queue_actor* self) {
   auto& st = self->state;
-  auto done = st.store->is_done(c.task.id);
-  if (!done) {
-    // Unknown: run it; the done record keeps the effect to one.
-    st.log.failed("checking a redelivered task", done.error());
-    return false;
-  }
-  if (!*done)
-    return false;
-  spdlog::debug("task '{}' was completed by an earlier delivery; skipped",
-                c.task.id);
-  if (auto err = st.store->ack_done(c))
-    st.log.failed("acking a completed task", err);
-  return true;
+  for (auto& lane : st.ready)
+    if (!lane.empty()) {
+      auto c = std::move(lane.front().claim);
+      lane.pop_front();
+      --st.ready_size;
+      return c;
+    }
+  return std::nullopt;
 }
 
-// A claim from the helper thread (`from_claimer`) or from a reclaim.
-void hand_out(queue_actor* self, claimed_task c, bool from_claimer) {
+// Leases `c` to `worker`; returns the task to send (the lease keeps the
+// claim for the completion or failure).
+task lease_to(queue_actor* self, claimed_task& c, const std::string& worker) {
   auto& st = self->state;
-  if (skip_if_done(self, c)) {
-    if (from_claimer)
-      st.claims->add_demand();
-    return;
+  ++st.handed;
+  auto deadline = steady::now() + st.ctx->limits.task_timeout;
+  auto& l = st.leases[c.task.id];
+  l = lease{std::move(c), worker, deadline};
+  schedule_lease_tick(self, deadline);
+  return l.claim.task;
+}
+
+void serve_waiters(queue_actor* self) {
+  auto& st = self->state;
+  while (!st.waiters.empty() && st.ready_size > 0) {
+    auto c = next_ready(self);
+    auto w = std::move(st.waiters.front());
+    st.waiters.pop_front();
+    w.promise.deliver(lease_to(self, *c, w.worker));
   }
-  if (st.waiters.empty()) {
-    auto back = st.store->release(c);
-    if (!back)
-      st.log.failed("giving a task back", back.error());
-    return;
+}
+
+// How many claims to keep ready beyond the waiting workers: about what the
+// workers here finish in `prefetch_window`.
+size_t prefetch_target(queue_actor* self) {
+  auto& st = self->state;
+  if (st.cfg.prefetch == 0)
+    return 0;
+  auto now = steady::now();
+  auto elapsed = std::chrono::duration<double>(now - st.rate_since).count();
+  auto window = std::chrono::duration<double>(st.cfg.prefetch_window).count();
+  if (elapsed >= window) {
+    st.rate = static_cast<double>(st.handed) / elapsed;
+    st.handed = 0;
+    st.rate_since = now;
   }
-  auto w = std::move(st.waiters.front());
-  st.waiters.pop_front();
-  if (!from_claimer)
-    st.claims->drop_demand();
-  take_lease(self, c, w.worker);
-  w.promise.deliver(std::move(c.task));
+  return std::min(st.cfg.prefetch, static_cast<size_t>(st.rate * window));
+}
+
+// Asks the I/O thread for claims: for every waiting worker plus the
+// prefetch, topped up once the claims at hand fall to half of that. While
+// the lanes are drained (or the store fails), the claimer waits for tasks
+// for the waiting workers instead.
+void want_more(queue_actor* self) {
+  auto& st = self->state;
+  serve_waiters(self);
+  auto need = st.waiters.size() + prefetch_target(self);
+  auto have = st.ready_size + st.claims_in_flight;
+  auto held = st.store_empty || steady::now() < st.claims_held_until;
+  if (!held && have < need
+      && (have * 2 <= need || st.waiters.size() > st.ready_size)) {
+    auto n = need - have;
+    st.claims_in_flight += n;
+    st.io->claim(n);
+  }
+  st.claims->want(held ? st.waiters.size() : 0);
+}
+
+// Something changed in the store that makes claiming worth a try again.
+void unhold_claims(queue_actor* self) {
+  self->state.store_empty = false;
+  self->state.claims_held_until = {};
+}
+
+void on_io_report(queue_actor* self) {
+  auto& st = self->state;
+  auto r = st.io->take();
+  if (r.error)
+    st.log->failed("writing to the task store", r.error);
+  if (r.ok)
+    st.log->ok();
+  for (auto& [seq, x] : r.enqueued) {
+    auto i = st.promises.find(seq);
+    if (i == st.promises.end())
+      continue;
+    if (x) {
+      st.ctx->stats.add(counter::tasks_enqueued);
+      i->second.deliver(std::move(*x));
+    } else {
+      i->second.deliver(std::move(x.error()));
+    }
+    st.promises.erase(i);
+  }
+  if (!r.enqueued.empty())
+    unhold_claims(self);
+  for (auto& [seq, t] : r.unsent) {
+    auto i = st.promises.find(seq);
+    if (i == st.promises.end())
+      continue;
+    hold(self, std::move(t), i->second);
+    st.promises.erase(i);
+  }
+  st.ctx->stats.add(counter::tasks_done, r.done_now);
+  for (auto& id : r.done_before)
+    spdlog::debug("task '{}' was already done; this delivery was only acked",
+                  id);
+  for (auto& x : r.unfinished) {
+    deferred_op op;
+    op.complete = true;
+    op.claim = std::move(x.claim);
+    op.worker = std::move(x.worker);
+    op.text = std::move(x.payload);
+    op.at_ms = now_ms();
+    defer(self, std::move(op));
+  }
+  st.claims_in_flight -= std::min(st.claims_in_flight, r.claims_asked);
+  if (r.claim_failed)
+    st.claims_held_until = steady::now() + st.redo_delay;
+  else if (r.claimed.size() < r.claims_asked)
+    st.store_empty = true;
+  for (auto& c : r.claimed)
+    buffer(self, std::move(c));
+  for (auto& f : r.then)
+    f();
+  note_malformed(self);
+  want_more(self);
+}
+
+// Gives back claims that waited here longer than a worker may run a task:
+// by now another node would take them over as stale.
+void release_old(queue_actor* self) {
+  auto& st = self->state;
+  auto limit = steady::now() - st.cfg.min_idle / 3;
+  std::vector<claimed_task> old;
+  for (auto& lane : st.ready)
+    while (!lane.empty() && lane.front().since < limit) {
+      old.push_back(std::move(lane.front().claim));
+      lane.pop_front();
+      --st.ready_size;
+    }
+  if (old.empty())
+    return;
+  post(self, [self, old = std::move(old)](task_store& s) -> continuation {
+    caf::error err;
+    for (auto& c : old) {
+      spdlog::debug("task queue: giving back task '{}': no worker took it",
+                    c.task.id);
+      if (auto back = s.release(c); !back) {
+        err = std::move(back.error());
+        break;
+      }
+    }
+    return [self, err = std::move(err)] {
+      if (err)
+        self->state.log->failed("giving a task back", err);
+    };
+  });
+}
+
+void reclaim(queue_actor* self) {
+  auto& st = self->state;
+  release_old(self);
+  // Claims no worker here wants go back to their lanes for any node.
+  auto want = st.waiters.size() + prefetch_target(self);
+  auto keep = want > st.ready_size ? want - st.ready_size : 0;
+  post(self, [self, consumer = st.consumer, min_idle = st.cfg.min_idle,
+              keep](task_store& s) -> continuation {
+    auto r = s.reclaim(consumer, min_idle);
+    caf::error err;
+    if (r) {
+      drop_done(s, r->tasks);
+      while (r->tasks.size() > keep) {
+        if (auto back = s.release(r->tasks.back()); !back && !err)
+          err = std::move(back.error());
+        r->tasks.pop_back();
+      }
+    }
+    return [self, r = std::move(r), err = std::move(err)]() mutable {
+      auto& st = self->state;
+      note_malformed(self);
+      if (!r) {
+        st.log->failed("reclaiming stale tasks", r.error());
+        return;
+      }
+      if (err)
+        st.log->failed("giving a task back", err);
+      else
+        st.log->ok();
+      for (auto& d : r->dead) {
+        st.ctx->stats.add(counter::tasks_dead);
+        spdlog::debug("task '{}' is a dead letter after {} attempts: {}",
+                      d.task_id, d.attempts, d.error);
+      }
+      for (auto& c : r->tasks) {
+        spdlog::debug("task '{}' reclaimed from a stale claim (attempt {})",
+                      c.task.id, c.task.attempts);
+        buffer(self, std::move(c));
+      }
+      unhold_claims(self);
+      want_more(self);
+      // Retries of nodes that stopped are due as well.
+      check_promotions(self);
+    };
+  });
 }
 
 // -- collect ------------------------------------------------------------------
 
 void finish_job(queue_actor* self, uint64_t key);
 
-void start_job(queue_actor* self, uint64_t key) {
+// Waits for the rest of `key`'s results on a thread of its own.
+void wait_for_results(queue_actor* self, uint64_t key) {
   auto& st = self->state;
   auto& job = st.jobs.at(key);
-  st.running[job.session] = key;
-  auto& pos = st.positions.try_emplace(job.session, "0-0").first->second;
-  auto r = st.store->results_since(job.session, pos,
-                                   job.wanted - job.results.size());
-  if (r) {
-    for (auto& x : r->results)
-      job.results.push_back(std::move(x));
-    pos = r->last_id;
-  } else {
-    st.log.failed("reading task results", r.error());
-  }
   if (job.results.size() >= job.wanted || steady::now() >= job.deadline) {
     finish_job(self, key);
     return;
@@ -490,7 +1186,8 @@ void start_job(queue_actor* self, uint64_t key) {
   job.thread = std::thread{
     [store = st.store, session = job.session,
      want = job.wanted - job.results.size(), deadline = job.deadline,
-     from = pos, stop = job.stop, owner = self->address(), key] {
+     from = st.positions[job.session], stop = job.stop,
+     owner = self->address(), key] {
       std::vector<task_result> out;
       auto at = from;
       while (out.size() < want && !stop->load()) {
@@ -513,6 +1210,30 @@ void start_job(queue_actor* self, uint64_t key) {
     }};
 }
 
+void start_job(queue_actor* self, uint64_t key) {
+  auto& st = self->state;
+  auto& job = st.jobs.at(key);
+  st.running[job.session] = key;
+  auto pos = st.positions.try_emplace(job.session, "0-0").first->second;
+  post(self, [self, key, session = job.session, pos,
+              n = job.wanted - job.results.size()](task_store& s)
+               -> continuation {
+    auto r = s.results_since(session, pos, n);
+    return [self, key, r = std::move(r)]() mutable {
+      auto& st = self->state;
+      auto& job = st.jobs.at(key);
+      if (r) {
+        for (auto& x : r->results)
+          job.results.push_back(std::move(x));
+        st.positions[job.session] = r->last_id;
+      } else {
+        st.log->failed("reading task results", r.error());
+      }
+      wait_for_results(self, key);
+    };
+  });
+}
+
 void finish_job(queue_actor* self, uint64_t key) {
   auto& st = self->state;
   auto i = st.jobs.find(key);
@@ -533,6 +1254,23 @@ void finish_job(queue_actor* self, uint64_t key) {
   if (q->second.empty())
     st.queued.erase(q);
   start_job(self, next);
+}
+
+// Runs `f(store)` on the I/O thread and answers the current request with
+// its result.
+template <class T, class F>
+caf::result<T> ask_store(queue_actor* self, F f) {
+  auto rp = self->make_response_promise();
+  post(self, [rp, f = std::move(f)](task_store& s) mutable -> continuation {
+    caf::expected<T> r = f(s);
+    return [rp, r = std::move(r)]() mutable {
+      if (r)
+        rp.deliver(std::move(*r));
+      else
+        rp.deliver(std::move(r.error()));
+    };
+  });
+  return caf::delegated<T>{};
 }
 
 } // namespace
@@ -563,6 +1301,12 @@ caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
     cfg.claim_slice = 1s;
   if (cfg.store_retry_max < first_retry)
     cfg.store_retry_max = first_retry;
+  if (cfg.prefetch_window.count() <= 0)
+    cfg.prefetch_window = 10ms;
+  if (cfg.outbox_capacity == 0)
+    cfg.outbox_capacity = std::max<size_t>(ctx->limits.outbox_capacity, 1);
+  if (!cfg.health)
+    cfg.health = std::make_shared<stream_task_queue_health>();
   auto f = [](queue_actor* self, context_ptr ctx,
               std::shared_ptr<task_store> store,
               stream_task_queue_settings cfg) -> caf::behavior {
@@ -570,14 +1314,24 @@ caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
     st.ctx = std::move(ctx);
     st.store = std::move(store);
     st.cfg = cfg;
+    st.health = cfg.health;
+    st.log.emplace(st.health);
+    st.outbox_capacity = cfg.outbox_capacity;
     st.consumer = consumer_of(*st.ctx);
     st.malformed_seen = st.store->malformed();
     make_quiet(self, "task queue");
-    if (auto err = st.store->ensure_groups())
-      st.log.failed("creating the consumer groups", err);
     st.claims = std::make_unique<claimer>(st.store, st.consumer,
                                           self->address(), cfg.claim_slice,
-                                          cfg.store_retry_max);
+                                          cfg.store_retry_max, st.health);
+    st.io = std::make_unique<store_io>(st.store, st.consumer,
+                                       self->address());
+    post(self, [self](task_store& s) -> continuation {
+      auto err = s.ensure_groups();
+      return [self, err = std::move(err)] {
+        if (err)
+          self->state.log->failed("creating the consumer groups", err);
+      };
+    });
     check_promotions(self);
     self->delayed_send(self, cfg.reclaim_interval, reclaim_atom::value);
     self->set_down_handler([self](caf::down_msg& dm) {
@@ -587,14 +1341,12 @@ caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
         return;
       auto worker = i->second;
       st.monitored.erase(i);
-      for (auto j = st.waiters.begin(); j != st.waiters.end();) {
-        if (j->addr == dm.source) {
-          j = st.waiters.erase(j);
-          st.claims->drop_demand();
-        } else {
-          ++j;
-        }
-      }
+      st.waiters.erase(std::remove_if(st.waiters.begin(), st.waiters.end(),
+                                      [&](const waiter& w) {
+                                        return w.addr == dm.source;
+                                      }),
+                       st.waiters.end());
+      want_more(self);
       std::vector<lease> gone;
       for (auto j = st.leases.begin(); j != st.leases.end();) {
         if (j->second.worker == worker) {
@@ -610,47 +1362,52 @@ caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
     return {
       [self](enqueue_atom, task& t) -> caf::result<std::string> {
         auto& st = self->state;
-        auto id = st.store->enqueue(std::move(t));
-        if (!id) {
-          if (transient(id.error()))
-            st.log.failed("enqueueing a task", id.error());
-          return std::move(id.error());
+        // Checked here: a task held in the outbox must be writable later.
+        if (t.id.empty())
+          t.id = new_message_id();
+        else if (auto err = check_id(t.id, "task id"))
+          return err;
+        if (!t.session.empty())
+          if (auto err = check_id(t.session, "session"))
+            return err;
+        auto rp = self->make_response_promise();
+        if (!st.outbox.empty()) {
+          hold(self, std::move(t), rp);
+        } else {
+          auto seq = st.next_seq++;
+          st.promises.emplace(seq, std::move(rp));
+          st.io->enqueue(seq, std::move(t));
         }
-        st.log.ok();
-        st.ctx->stats.add(counter::tasks_enqueued);
-        return std::move(*id);
+        return caf::delegated<std::string>{};
       },
       [self](claim_atom, std::string& worker) -> caf::result<task> {
         auto& st = self->state;
         auto addr = caf::actor_cast<caf::actor_addr>(self->current_sender());
         if (addr)
           watch(self, addr, worker);
-        // Nobody waits before this worker: try the store at once.
-        if (st.waiters.empty()) {
-          for (size_t round = 0; round < 16; ++round) {
-            auto c = st.store->claim(st.consumer);
-            if (!c) {
-              st.log.failed("claiming a task", c.error());
-              break;
-            }
-            if (!*c)
-              break;
-            if (skip_if_done(self, **c))
-              continue;
-            take_lease(self, **c, worker);
-            note_malformed(self);
-            return std::move((*c)->task);
-          }
-          note_malformed(self);
+        if (st.waiters.empty() && st.ready_size > 0) {
+          auto c = next_ready(self);
+          auto t = lease_to(self, *c, worker);
+          want_more(self);
+          return t;
         }
         auto rp = self->make_response_promise();
         st.waiters.push_back(waiter{std::move(worker), addr, rp});
-        st.claims->add_demand();
+        want_more(self);
         return caf::delegated<task>{};
       },
-      [self](claimed_atom, claimed_task& c) {
-        hand_out(self, std::move(c), true);
+      [self](io_atom) { on_io_report(self); },
+      [self](claimed_atom, std::vector<claimed_task>& xs) {
+        for (auto& c : xs)
+          buffer(self, std::move(c));
+        unhold_claims(self);
+        want_more(self);
         note_malformed(self);
+      },
+      [self](outbox_atom) { drain_outbox(self); },
+      [self](store_health_atom) -> caf::result<bool, uint64_t> {
+        auto& h = *self->state.health;
+        return {h.store_reachable.load(), h.outbox_depth.load()};
       },
       [self](complete_atom, std::string& id, std::string& worker,
              std::string& payload) {
@@ -662,14 +1419,21 @@ caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
                         id, worker);
           return;
         }
-        deferred_op op;
-        op.complete = true;
-        op.claim = std::move(i->second.claim);
-        op.worker = std::move(worker);
-        op.text = std::move(payload);
-        op.at_ms = now_ms();
+        auto claim = std::move(i->second.claim);
         st.leases.erase(i);
-        run_op(self, std::move(op));
+        if (!st.deferred.empty()) {
+          // Behind the operations still waiting for the store.
+          deferred_op op;
+          op.complete = true;
+          op.claim = std::move(claim);
+          op.worker = std::move(worker);
+          op.text = std::move(payload);
+          op.at_ms = now_ms();
+          defer(self, std::move(op));
+          return;
+        }
+        st.io->complete(task_store::completion_request{
+          std::move(claim), std::move(payload), std::move(worker)});
       },
       [self](fail_atom, std::string& id, std::string& worker,
              std::string& reason) {
@@ -706,61 +1470,43 @@ caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
         }
         schedule_lease_tick(self);
       },
-      [self](redo_atom) {
-        auto& st = self->state;
-        st.redo_scheduled = false;
-        while (!st.deferred.empty()) {
-          if (!attempt(self, st.deferred.front())) {
-            schedule_redo(self);
-            return;
-          }
-          st.deferred.pop_front();
-        }
-        st.redo_delay = first_retry;
-        st.log.ok();
-      },
+      [self](redo_atom) { redo(self); },
       [self](promote_atom, uint64_t gen) {
         auto& st = self->state;
         if (gen != st.promote_gen)
           return;
         st.promote_at.reset();
-        auto n = st.store->promote_due(now_ms());
-        note_malformed(self);
-        if (!n) {
-          st.log.failed("promoting due retries", n.error());
-          schedule_promote(self, now_ms() + std::chrono::duration_cast<
-                                   std::chrono::milliseconds>(
-                                   st.promote_delay)
-                                   .count());
-          st.promote_delay = std::min(st.promote_delay * 2,
-                                      st.cfg.store_retry_max);
-          return;
-        }
-        st.promote_delay = first_retry;
-        check_promotions(self);
+        post(self, [self](task_store& s) -> continuation {
+          auto n = s.promote_due(now_ms());
+          caf::expected<std::optional<int64_t>> next{std::nullopt};
+          if (n)
+            next = s.next_due();
+          return [self, n = std::move(n), next = std::move(next)] {
+            auto& st = self->state;
+            note_malformed(self);
+            if (!n || !next) {
+              st.log->failed("promoting due retries",
+                             n ? next.error() : n.error());
+              schedule_promote(self,
+                               now_ms()
+                                 + std::chrono::duration_cast<
+                                     std::chrono::milliseconds>(
+                                     st.promote_delay)
+                                     .count());
+              st.promote_delay = std::min(st.promote_delay * 2,
+                                          st.cfg.store_retry_max);
+              return;
+            }
+            st.promote_delay = first_retry;
+            if (*next)
+              schedule_promote(self, **next);
+          };
+        });
       },
       [self](reclaim_atom) {
-        auto& st = self->state;
-        self->delayed_send(self, st.cfg.reclaim_interval,
+        self->delayed_send(self, self->state.cfg.reclaim_interval,
                            reclaim_atom::value);
-        auto r = st.store->reclaim(st.consumer, st.cfg.min_idle);
-        note_malformed(self);
-        if (!r) {
-          st.log.failed("reclaiming stale tasks", r.error());
-          return;
-        }
-        for (auto& d : r->dead) {
-          st.ctx->stats.add(counter::tasks_dead);
-          spdlog::debug("task '{}' is a dead letter after {} attempts: {}",
-                        d.task_id, d.attempts, d.error);
-        }
-        for (auto& c : r->tasks) {
-          spdlog::debug("task '{}' reclaimed from a stale claim (attempt {})",
-                        c.task.id, c.task.attempts);
-          hand_out(self, std::move(c), false);
-        }
-        // Retries of nodes that stopped are due as well.
-        check_promotions(self);
+        reclaim(self);
       },
       [self](collect_atom, std::string& session, uint64_t n,
              caf::timespan timeout)
@@ -792,29 +1538,29 @@ caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
         finish_job(self, key);
       },
       [self](dead_atom, uint64_t limit) -> caf::result<std::vector<task>> {
-        auto xs = self->state.store->dead_letters(static_cast<size_t>(limit));
-        if (!xs)
-          return std::move(xs.error());
-        return std::move(*xs);
+        return ask_store<std::vector<task>>(self, [limit](task_store& s) {
+          return s.dead_letters(static_cast<size_t>(limit));
+        });
       },
       [self](redrive_atom, std::string& id) -> caf::result<uint64_t> {
-        auto n = self->state.store->redrive(id);
-        if (!n)
-          return std::move(n.error());
-        return static_cast<uint64_t>(*n);
+        return ask_store<uint64_t>(self,
+                                   [id](task_store& s)
+                                     -> caf::expected<uint64_t> {
+                                     auto n = s.redrive(id);
+                                     if (!n)
+                                       return std::move(n.error());
+                                     return static_cast<uint64_t>(*n);
+                                   });
       },
       [self](stats_atom) -> caf::result<queue_stats> {
-        auto s = self->state.store->stats();
-        if (!s)
-          return std::move(s.error());
-        return std::move(*s);
+        return ask_store<queue_stats>(self,
+                                      [](task_store& s) { return s.stats(); });
       },
     };
   };
-  // Detached: calls to the store block for a round trip (longer while it is
-  // unreachable) and must not hold a scheduler thread.
-  auto hdl = sys.spawn<caf::detached>(f, std::move(ctx), std::move(store),
-                                      cfg);
+  // Scheduled like any actor: every call to the store runs on its I/O
+  // thread (or the claimer's), never in a handler.
+  auto hdl = sys.spawn(f, std::move(ctx), std::move(store), cfg);
   hdl->attach_functor([](const caf::error& reason) {
     if (reason && reason != caf::exit_reason::user_shutdown)
       spdlog::error("the task queue stopped: {}", describe(reason));

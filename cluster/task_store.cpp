@@ -24,43 +24,72 @@ using clock_type = std::chrono::steady_clock;
 
 constexpr size_t num_lanes = 4;
 
+// Tasks per script call of the batch operations: Lua's unpack and the
+// server's argument buffers stay small.
+constexpr size_t max_script_batch = 512;
+
 // -- Lua scripts --------------------------------------------------------------
 //
 // Every key a script touches is in KEYS (Dragonfly refuses others). Scripts
 // run atomically, so "in this order" below is about what a reader of the
 // script (or MONITOR) sees, and about what survives a script error half way.
 
-// KEYS: lane, known, done, stats
-// ARGV: task bytes, id, type, session, priority, attempts, max_len, known_ttl
+// A batch of tasks. The known key is set first: a done task's known key
+// lives as long as its done record, so EXISTS done is only needed to word
+// a refusal. Each lane's length is read once per batch; no MAXLEN on the
+// XADD: this length check is what bounds a lane.
+// KEYS: stats, then per task: lane, known, done
+// ARGV: max_len, known_ttl, then per task: task bytes, id, type, session,
+//       priority
+// Returns per task the new entry id, or 'full', 'done' or 'known'.
 const std::string enqueue_lua = R"lua(
-if redis.call('EXISTS', KEYS[3]) == 1 then return {0, 'done'} end
-if redis.call('XLEN', KEYS[1]) >= tonumber(ARGV[7]) then
-  return {0, 'full'}
+local max_len = tonumber(ARGV[1])
+local lens = {}
+local out = {}
+local added = 0
+for i = 1, (#KEYS - 1) / 3 do
+  local lane, known, done = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
+  local a = 2 + (i - 1) * 5
+  local len = lens[lane]
+  if not len then len = redis.call('XLEN', lane) end
+  if len >= max_len then
+    out[i] = 'full'
+  elseif not redis.call('SET', known, 'queued', 'NX', 'PX', ARGV[2]) then
+    if redis.call('EXISTS', done) == 1 then out[i] = 'done'
+    else out[i] = 'known' end
+  else
+    out[i] = redis.call('XADD', lane, '*', 'task', ARGV[a + 1],
+      'id', ARGV[a + 2], 'type', ARGV[a + 3], 'session', ARGV[a + 4],
+      'priority', ARGV[a + 5], 'attempts', '0')
+    len = len + 1
+    added = added + 1
+  end
+  lens[lane] = len
 end
-if not redis.call('SET', KEYS[2], 'queued', 'NX', 'PX', ARGV[8]) then
-  return {0, 'known'}
-end
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*',
-  'task', ARGV[1], 'id', ARGV[2], 'type', ARGV[3], 'session', ARGV[4],
-  'priority', ARGV[5], 'attempts', ARGV[6])
-redis.call('HINCRBY', KEYS[4], 'enqueued', 1)
-return {1, id}
+if added > 0 then redis.call('HINCRBY', KEYS[1], 'enqueued', added) end
+return out
 )lua";
 
-// Strict priority: the first lane with an undelivered entry wins, one entry
-// at most. Without one, returns the last entry id of every lane: an entry
-// added later has a greater id, so a blocking XREAD after those ids wakes
-// exactly when there is something new to claim.
-// KEYS: the four lanes, urgent first. ARGV: group, consumer
+// What `wait_claim` claims with (`claim_many` reads the lanes directly).
+// Strict priority: the first lane with undelivered entries gives what it
+// has, up to the count, then the next lanes the rest. Without any entry,
+// returns the last entry id of every lane: an entry added later has a
+// greater id, so a blocking XREAD after those ids wakes exactly when there
+// is something new to claim.
+// KEYS: the four lanes, urgent first. ARGV: group, consumer, count
+// Returns {1, {{lane index, entry id, fields}, ...}} or {0, positions}.
 const std::string claim_lua = R"lua(
+local want = tonumber(ARGV[3])
+local out = {}
 for i = 1, #KEYS do
-  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1,
-                       'STREAMS', KEYS[i], '>')
-  if r and r[1] and #r[1][2] > 0 then
-    local e = r[1][2][1]
-    return {i, e[1], e[2]}
+  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2],
+                       'COUNT', want - #out, 'STREAMS', KEYS[i], '>')
+  if r and r[1] then
+    for _, e in ipairs(r[1][2]) do out[#out + 1] = {i, e[1], e[2]} end
   end
+  if #out >= want then break end
 end
+if #out > 0 then return {1, out} end
 local pos = {}
 for i = 1, #KEYS do
   local last = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
@@ -69,28 +98,57 @@ end
 return {0, pos}
 )lua";
 
-// The done record first: it is what makes a second delivery skip the work.
-// KEYS: lane, done, known, stats[, results]
-// ARGV: group, entry, done_ttl, worker, result bytes, task id, attempts,
-//       results_max_len, results_ttl
+// A batch of completions. SET NX of the done record decides: the first
+// delivery of a task to complete writes its result; later ones are only
+// acked. Acks and deletes go out once per lane.
+// KEYS: stats, then per task: lane, done, known, results (the stats key
+//       again for a task without a session: nothing is written to it)
+// ARGV: group, done_ttl, results_max_len, results_ttl, then per task:
+//       entry, worker, result bytes, task id, attempts, has results (1/0)
+// Returns per task 1 (done now) or 0 (done before).
 const std::string complete_lua = R"lua(
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('XDEL', KEYS[1], ARGV[2])
-  return 0
+local out = {}
+local acks = {}
+local lanes = {}
+local touched = {}
+local seen = {}
+local done = 0
+for i = 1, (#KEYS - 1) / 4 do
+  local k = 1 + (i - 1) * 4
+  local lane, dkey, known, results = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
+                                     KEYS[k + 4]
+  local a = 4 + (i - 1) * 6
+  if redis.call('SET', dkey, ARGV[a + 2], 'NX', 'PX', ARGV[2]) then
+    redis.call('PEXPIRE', known, ARGV[2])
+    if ARGV[a + 6] == '1' then
+      redis.call('XADD', results, 'MAXLEN', '~', ARGV[3], '*',
+        'result', ARGV[a + 3], 'task_id', ARGV[a + 4], 'status', 'done',
+        'worker', ARGV[a + 2], 'attempts', ARGV[a + 5])
+      if not seen[results] then
+        seen[results] = true
+        touched[#touched + 1] = results
+      end
+    end
+    out[i] = 1
+    done = done + 1
+  else
+    out[i] = 0
+  end
+  local ids = acks[lane]
+  if not ids then
+    ids = {}
+    acks[lane] = ids
+    lanes[#lanes + 1] = lane
+  end
+  ids[#ids + 1] = ARGV[a + 1]
 end
-redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[3])
-if KEYS[5] then
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[8], '*',
-    'result', ARGV[5], 'task_id', ARGV[6], 'status', 'done',
-    'worker', ARGV[4], 'attempts', ARGV[7])
-  redis.call('PEXPIRE', KEYS[5], ARGV[9])
+for _, lane in ipairs(lanes) do
+  redis.call('XACK', lane, ARGV[1], unpack(acks[lane]))
+  redis.call('XDEL', lane, unpack(acks[lane]))
 end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('HINCRBY', KEYS[4], 'done', 1)
-return 1
+for _, key in ipairs(touched) do redis.call('PEXPIRE', key, ARGV[4]) end
+if done > 0 then redis.call('HINCRBY', KEYS[1], 'done', done) end
+return out
 )lua";
 
 // Shared head of the failure scripts: a task done meanwhile is only acked
@@ -392,38 +450,89 @@ caf::error task_store::ensure_groups() {
 }
 
 caf::expected<std::string> task_store::enqueue(task t) {
-  if (t.id.empty())
-    t.id = new_message_id();
-  else if (auto err = check_id(t.id, "task id"))
-    return err;
-  if (!t.session.empty())
-    if (auto err = check_id(t.session, "session"))
-      return err;
-  t.attempts = 0;
-  auto bytes = encode(t);
-  auto args = entry_fields(t, bytes);
-  args.push_back(std::to_string(settings_.max_len));
-  args.push_back(ms_arg(settings_.known_ttl));
-  auto lane = names_.task_lane(t.priority);
-  auto r = pool_->eval(enqueue_lua,
-                       {lane, known_key(t.id), done_key(t.id), stats_key()},
-                       args);
+  std::vector<task> ts;
+  ts.push_back(std::move(t));
+  auto r = enqueue_many(std::move(ts));
   if (!r)
-    return track(std::move(r.error()));
-  if (!r->is_array() || r->size() != 2)
-    return unexpected_reply("the enqueue script", *r);
-  if ((*r)[0].integer == 1)
-    return t.id;
-  auto why = (*r)[1].str;
-  if (why == "full")
-    return make_error(errc::queue_full,
-                      fmt::format("lane '{}' holds {} tasks, its limit", lane,
-                                  settings_.max_len));
-  return make_error(errc::duplicate_id,
-                    fmt::format("task '{}' is already {}", t.id,
-                                why == "done" ? "done"
-                                              : "queued, in flight, waiting "
-                                                "for a retry, dead or done"));
+    return std::move(r.error());
+  return std::move(r->front());
+}
+
+caf::expected<std::vector<caf::expected<std::string>>>
+task_store::enqueue_many(std::vector<task> ts) {
+  std::vector<caf::expected<std::string>> out;
+  out.reserve(ts.size());
+  // The tasks that pass the checks, by their index in `ts`.
+  std::vector<size_t> sent;
+  std::vector<std::string> keys{stats_key()};
+  std::vector<std::string> args{std::to_string(settings_.max_len),
+                                ms_arg(settings_.known_ttl)};
+  auto flush = [&]() -> caf::error {
+    if (sent.empty())
+      return caf::none;
+    auto r = pool_->eval(enqueue_lua, keys, args);
+    if (!r)
+      return track(std::move(r.error()));
+    if (!r->is_array() || r->size() != sent.size())
+      return unexpected_reply("the enqueue script", *r);
+    for (size_t k = 0; k < sent.size(); ++k) {
+      auto& t = ts[sent[k]];
+      auto& why = (*r)[k].str;
+      if (why == "full")
+        out[sent[k]] = make_error(errc::queue_full,
+                                  fmt::format("lane '{}' holds {} tasks, its "
+                                              "limit",
+                                              names_.task_lane(t.priority),
+                                              settings_.max_len));
+      else if (why == "done")
+        out[sent[k]] = make_error(errc::duplicate_id,
+                                  fmt::format("task '{}' is already done",
+                                              t.id));
+      else if (why == "known")
+        out[sent[k]] = make_error(errc::duplicate_id,
+                                  fmt::format("task '{}' is already queued, "
+                                              "in flight, waiting for a "
+                                              "retry, dead or done",
+                                              t.id));
+      else
+        out[sent[k]] = t.id;
+    }
+    sent.clear();
+    keys.resize(1);
+    args.resize(2);
+    return caf::none;
+  };
+  for (size_t i = 0; i < ts.size(); ++i) {
+    auto& t = ts[i];
+    out.emplace_back(caf::error{});
+    if (t.id.empty()) {
+      t.id = new_message_id();
+    } else if (auto err = check_id(t.id, "task id")) {
+      out.back() = std::move(err);
+      continue;
+    }
+    if (!t.session.empty())
+      if (auto err = check_id(t.session, "session")) {
+        out.back() = std::move(err);
+        continue;
+      }
+    t.attempts = 0;
+    keys.push_back(names_.task_lane(t.priority));
+    keys.push_back(known_key(t.id));
+    keys.push_back(done_key(t.id));
+    args.push_back(encode(t));
+    args.push_back(t.id);
+    args.push_back(t.type);
+    args.push_back(t.session);
+    args.push_back(to_string(t.priority));
+    sent.push_back(i);
+    if (sent.size() == max_script_batch)
+      if (auto err = flush())
+        return err;
+  }
+  if (auto err = flush())
+    return err;
+  return out;
 }
 
 // -- claims -------------------------------------------------------------------
@@ -443,43 +552,48 @@ caf::error task_store::bury(redis_connection& conn, size_t lane,
   return caf::none;
 }
 
-caf::expected<std::optional<claimed_task>>
+caf::expected<std::vector<claimed_task>>
 task_store::claim_on(redis_connection& conn, const std::string& consumer,
-                     std::vector<std::string>* positions) {
+                     size_t n, std::vector<std::string>* positions) {
+  std::vector<claimed_task> out;
+  if (positions)
+    positions->clear();
+  if (n == 0)
+    return out;
   auto keys = lanes();
-  std::vector<std::string> args{names_.workers_group(), consumer};
-  // Malformed entries are buried and the claim goes on; bounded so that a
-  // lane full of garbage cannot keep one call busy for long.
-  for (size_t round = 0; round < settings_.batch; ++round) {
-    auto r = conn.eval(claim_lua, keys, args);
-    if (!r && is_nogroup(r.error())) {
-      if (auto err = ensure_groups())
-        return err;
-      r = conn.eval(claim_lua, keys, args);
+  std::vector<std::string> args{names_.workers_group(), consumer,
+                                std::to_string(n)};
+  auto r = conn.eval(claim_lua, keys, args);
+  if (!r && is_nogroup(r.error())) {
+    if (auto err = ensure_groups())
+      return err;
+    r = conn.eval(claim_lua, keys, args);
+  }
+  if (!r)
+    return track(std::move(r.error()));
+  if (!r->is_array() || r->size() != 2 || !(*r)[1].is_array())
+    return unexpected_reply("the claim script", *r);
+  if ((*r)[0].integer == 0) {
+    if (positions) {
+      auto pos = (*r)[1].as_strings();
+      if (!pos || pos->size() != num_lanes)
+        return unexpected_reply("the claim script", *r);
+      *positions = std::move(*pos);
     }
-    if (!r)
-      return track(std::move(r.error()));
-    if (!r->is_array() || r->size() < 2)
+    return out;
+  }
+  for (auto& e : (*r)[1].elements) {
+    if (!e.is_array() || e.size() != 3 || e[0].integer < 1
+        || e[0].integer > static_cast<int64_t>(num_lanes))
       return unexpected_reply("the claim script", *r);
-    auto lane = (*r)[0].integer;
-    if (lane == 0) {
-      if (positions) {
-        auto pos = (*r)[1].as_strings();
-        if (!pos || pos->size() != num_lanes)
-          return unexpected_reply("the claim script", *r);
-        *positions = std::move(*pos);
-      }
-      return std::optional<claimed_task>{};
-    }
-    if (r->size() != 3 || lane < 1 || lane > static_cast<int64_t>(num_lanes))
-      return unexpected_reply("the claim script", *r);
-    auto index = static_cast<size_t>(lane - 1);
-    auto& entry_id = (*r)[1].str;
-    auto raw = field_of((*r)[2], "task");
+    auto index = static_cast<size_t>(e[0].integer - 1);
+    auto& entry_id = e[1].str;
+    auto raw = field_of(e[2], "task");
     auto t = decode_task(raw);
     if (!t) {
+      // Malformed entries are buried and the others handed out.
       if (auto err = bury(conn, index, entry_id, raw.value_or(""),
-                          field_of((*r)[2], "id").value_or(""),
+                          field_of(e[2], "id").value_or(""),
                           describe(t.error())))
         return err;
       continue;
@@ -489,23 +603,96 @@ task_store::claim_on(redis_connection& conn, const std::string& consumer,
     c.task.attempts += 1;
     c.lane = lane_priority(index);
     c.entry_id = entry_id;
-    return std::optional<claimed_task>{std::move(c)};
+    out.push_back(std::move(c));
   }
-  return std::optional<claimed_task>{};
+  return out;
 }
 
 caf::expected<std::optional<claimed_task>>
 task_store::claim(const std::string& consumer) {
+  auto xs = claim_many(consumer, 1);
+  if (!xs)
+    return std::move(xs.error());
+  if (xs->empty())
+    return std::optional<claimed_task>{};
+  return std::optional<claimed_task>{std::move(xs->front())};
+}
+
+caf::expected<std::vector<claimed_task>>
+task_store::claim_many(const std::string& consumer, size_t n) {
   if (auto err = check_id(consumer, "consumer"))
     return err;
   auto conn = pool_->lease();
   if (!conn)
     return track(std::move(conn.error()));
-  return claim_on(**conn, consumer, nullptr);
+  // Plain XREADGROUP lane by lane, not the claim script: a script would
+  // copy every entry into Lua and back, the main cost of a large batch. An
+  // entry that arrives in a higher lane between two reads waits for the
+  // next claim, as if it had arrived a moment later.
+  std::vector<claimed_task> out;
+  // A lane is read again after burying undecodable entries (bounded, so
+  // that a lane full of garbage cannot keep one call busy).
+  size_t rounds = 0;
+  for (size_t i = 0; i < num_lanes && out.size() < n; ++i) {
+    auto lane = names_.task_lane(lane_priority(i));
+    std::vector<std::string> argv{"XREADGROUP", "GROUP",
+                                  names_.workers_group(), consumer, "COUNT",
+                                  std::to_string(n - out.size()), "STREAMS",
+                                  lane, ">"};
+    auto r = (*conn)->command(argv);
+    if (!r && is_nogroup(r.error())) {
+      if (auto err = ensure_groups())
+        return err;
+      r = (*conn)->command(argv);
+    }
+    if (!r)
+      return track(std::move(r.error()));
+    if (r->is_nil())
+      continue;
+    if (!r->is_array() || r->size() != 1 || !(*r)[0].is_array()
+        || (*r)[0].size() != 2)
+      return unexpected_reply("XREADGROUP", *r);
+    size_t buried = 0;
+    for (auto& e : (*r)[0][1].elements) {
+      if (!e.is_array() || e.size() != 2)
+        return unexpected_reply("XREADGROUP", *r);
+      auto& entry_id = e[0].str;
+      auto raw = field_of(e[1], "task");
+      auto t = decode_task(raw);
+      if (!t) {
+        if (auto err = bury(**conn, i, entry_id, raw.value_or(""),
+                            field_of(e[1], "id").value_or(""),
+                            describe(t.error())))
+          return err;
+        ++buried;
+        continue;
+      }
+      claimed_task c;
+      c.task = std::move(*t);
+      c.task.attempts += 1;
+      c.lane = lane_priority(i);
+      c.entry_id = entry_id;
+      out.push_back(std::move(c));
+    }
+    if (buried > 0 && ++rounds < settings_.batch)
+      --i;
+  }
+  return out;
 }
 
 caf::expected<std::optional<claimed_task>>
 task_store::wait_claim(const std::string& consumer, caf::timespan timeout) {
+  auto xs = wait_claim_many(consumer, 1, timeout);
+  if (!xs)
+    return std::move(xs.error());
+  if (xs->empty())
+    return std::optional<claimed_task>{};
+  return std::optional<claimed_task>{std::move(xs->front())};
+}
+
+caf::expected<std::vector<claimed_task>>
+task_store::wait_claim_many(const std::string& consumer, size_t n,
+                            caf::timespan timeout) {
   if (auto err = check_id(consumer, "consumer"))
     return err;
   auto deadline = clock_type::now() + timeout;
@@ -515,15 +702,18 @@ task_store::wait_claim(const std::string& consumer, caf::timespan timeout) {
   auto keys = lanes();
   std::vector<std::string> positions;
   for (;;) {
-    auto c = claim_on(**conn, consumer, &positions);
-    if (!c || *c)
-      return c;
+    auto xs = claim_on(**conn, consumer, n, &positions);
+    if (!xs || !xs->empty())
+      return xs;
     auto left = std::chrono::duration_cast<caf::timespan>(deadline
                                                           - clock_type::now());
     if (left < std::chrono::milliseconds(1))
-      return std::optional<claimed_task>{};
+      return xs;
+    // Only undecodable entries were read: look again at once.
+    if (positions.empty())
+      continue;
     // A plain XREAD, no group: it only tells that a lane grew past what the
-    // claim saw; the claim script then takes the best entry in priority
+    // claim saw; the claim script then takes the best entries in priority
     // order, or finds that another consumer was faster.
     std::vector<std::string> argv{"XREAD", "COUNT", "1", "BLOCK",
                                   std::to_string(to_ms(left)), "STREAMS"};
@@ -533,7 +723,7 @@ task_store::wait_claim(const std::string& consumer, caf::timespan timeout) {
     if (!r)
       return track(std::move(r.error()));
     if (r->is_nil())
-      return std::optional<claimed_task>{};
+      return std::vector<claimed_task>{};
   }
 }
 
@@ -542,34 +732,68 @@ task_store::wait_claim(const std::string& consumer, caf::timespan timeout) {
 caf::expected<task_store::completion>
 task_store::complete(const claimed_task& c, const std::string& payload,
                      const std::string& worker) {
-  const auto& t = c.task;
-  if (auto err = check_id(t.id, "task id"))
-    return err;
-  task_result r;
-  r.task_id = t.id;
-  r.session = t.session;
-  r.status = task_status::done;
-  r.worker = worker;
-  r.payload = payload;
-  r.attempts = t.attempts;
-  r.completed_at = now_ms();
-  std::vector<std::string> keys{names_.task_lane(c.lane), done_key(t.id),
-                                known_key(t.id), stats_key()};
-  if (!t.session.empty()) {
-    auto results = names_.task_results(t.session);
-    if (!results)
-      return std::move(results.error());
-    keys.push_back(std::move(*results));
+  std::vector<completion_request> xs;
+  xs.push_back(completion_request{c, payload, worker});
+  auto r = complete_many(xs);
+  if (!r)
+    return std::move(r.error());
+  return r->front();
+}
+
+caf::expected<std::vector<task_store::completion>>
+task_store::complete_many(const std::vector<completion_request>& xs) {
+  std::vector<completion> out;
+  out.reserve(xs.size());
+  for (auto& x : xs) {
+    if (auto err = check_id(x.claim.task.id, "task id"))
+      return err;
+    if (!x.claim.task.session.empty())
+      if (auto err = check_id(x.claim.task.session, "session"))
+        return err;
   }
-  auto n = int_of(pool_->eval(
-    complete_lua, keys,
-    {names_.workers_group(), c.entry_id, ms_arg(settings_.done_ttl),
-     worker.empty() ? std::string{"-"} : worker, encode(r), t.id,
-     std::to_string(t.attempts), std::to_string(settings_.results_max_len),
-     ms_arg(settings_.results_ttl)}));
-  if (!n)
-    return track(std::move(n.error()));
-  return *n == 1 ? completion::done : completion::already_done;
+  auto now = now_ms();
+  for (size_t first = 0; first < xs.size(); first += max_script_batch) {
+    auto last = std::min(xs.size(), first + max_script_batch);
+    std::vector<std::string> keys{stats_key()};
+    std::vector<std::string> args{names_.workers_group(),
+                                  ms_arg(settings_.done_ttl),
+                                  std::to_string(settings_.results_max_len),
+                                  ms_arg(settings_.results_ttl)};
+    keys.reserve(1 + 4 * (last - first));
+    args.reserve(4 + 6 * (last - first));
+    for (size_t i = first; i < last; ++i) {
+      const auto& t = xs[i].claim.task;
+      auto worker = xs[i].worker.empty() ? std::string{"-"} : xs[i].worker;
+      task_result r;
+      r.task_id = t.id;
+      r.session = t.session;
+      r.status = task_status::done;
+      r.worker = xs[i].worker;
+      r.payload = xs[i].payload;
+      r.attempts = t.attempts;
+      r.completed_at = now;
+      keys.push_back(names_.task_lane(xs[i].claim.lane));
+      keys.push_back(done_key(t.id));
+      keys.push_back(known_key(t.id));
+      keys.push_back(t.session.empty() ? stats_key()
+                                       : *names_.task_results(t.session));
+      args.push_back(xs[i].claim.entry_id);
+      args.push_back(std::move(worker));
+      args.push_back(encode(r));
+      args.push_back(t.id);
+      args.push_back(std::to_string(t.attempts));
+      args.push_back(t.session.empty() ? "0" : "1");
+    }
+    auto r = pool_->eval(complete_lua, keys, args);
+    if (!r)
+      return track(std::move(r.error()));
+    if (!r->is_array() || r->size() != last - first)
+      return unexpected_reply("the complete script", *r);
+    for (auto& x : r->elements)
+      out.push_back(x.integer == 1 ? completion::done
+                                   : completion::already_done);
+  }
+  return out;
 }
 
 caf::expected<bool> task_store::is_done(const std::string& task_id) {

@@ -141,8 +141,16 @@ public:
   /// part of a key.
   [[nodiscard]] caf::expected<std::string> enqueue(task t);
 
+  /// As `enqueue` for every task of `ts`, in one script call per 512
+  /// tasks: per task, in order, its id or the error `enqueue` would give. The
+  /// outer error means the store was not reached, or the connection broke
+  /// and it is unknown which tasks were added (enqueueing them again is
+  /// safe: an added one is refused as `duplicate_id`).
+  [[nodiscard]] caf::expected<std::vector<caf::expected<std::string>>>
+  enqueue_many(std::vector<task> ts);
+
   /// Claims the oldest undelivered entry of the highest non-empty lane for
-  /// `consumer`, in one round trip; nothing when every lane is drained.
+  /// `consumer` (`claim_many` of one); nothing when every lane is drained.
   [[nodiscard]] caf::expected<std::optional<claimed_task>>
   claim(const std::string& consumer);
 
@@ -152,12 +160,40 @@ public:
   [[nodiscard]] caf::expected<std::optional<claimed_task>>
   wait_claim(const std::string& consumer, caf::timespan timeout);
 
+  /// Claims up to `n` undelivered entries for `consumer`: one XREADGROUP
+  /// per lane, the highest lane first, the next lanes for what is left
+  /// (priority order, FIFO within a lane; see docs/tasks.md for the race
+  /// with a task that arrives meanwhile). Empty when every lane is drained.
+  /// Undecodable entries are buried on the way.
+  [[nodiscard]] caf::expected<std::vector<claimed_task>>
+  claim_many(const std::string& consumer, size_t n);
+
+  /// As `claim_many`, waiting up to `timeout` for the first entry as
+  /// `wait_claim` does.
+  [[nodiscard]] caf::expected<std::vector<claimed_task>>
+  wait_claim_many(const std::string& consumer, size_t n,
+                  caf::timespan timeout);
+
   /// Records the task as done once per task id: the done record (kept
   /// `done_ttl`), the result on the session's results stream, then acks and
   /// deletes the entry. If another delivery completed it first, only acks.
   [[nodiscard]] caf::expected<completion>
   complete(const claimed_task& c, const std::string& payload,
            const std::string& worker);
+
+  /// One completion of `complete_many`.
+  struct completion_request {
+    claimed_task claim;
+    std::string payload;
+    std::string worker;
+  };
+
+  /// As `complete` for every request of `xs`, in one script call per 512
+  /// requests: per request, in order, what happened. The outer error means
+  /// the store was not reached or it is unknown which completions ran
+  /// (running them again is safe: a done task is only acked).
+  [[nodiscard]] caf::expected<std::vector<completion>>
+  complete_many(const std::vector<completion_request>& xs);
 
   /// Whether a delivery of `task_id` completed (within `done_ttl`). A worker
   /// asks before running a redelivered task.
@@ -259,10 +295,11 @@ private:
   task_store(std::shared_ptr<redis_pool> pool, redis_pool blocking,
              naming names, settings s);
 
-  // One claim attempt on `conn`. Without an entry, `positions` receives the
-  // last entry id of every lane (what `wait_claim` blocks after).
-  caf::expected<std::optional<claimed_task>>
-  claim_on(redis_connection& conn, const std::string& consumer,
+  // One claim of up to `n` entries on `conn`. Without an entry, `positions`
+  // receives the last entry id of every lane (what `wait_claim` blocks
+  // after); it stays empty when the entries read were all undecodable.
+  caf::expected<std::vector<claimed_task>>
+  claim_on(redis_connection& conn, const std::string& consumer, size_t n,
            std::vector<std::string>* positions);
 
   // Moves an undecodable entry of lane `lane` to the dead letters, acked.

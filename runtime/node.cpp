@@ -141,7 +141,10 @@ node::node(config cfg) : cfg_(std::move(cfg)) {
     ctx_->durable = std::make_shared<durable_service>(ctx_.get(),
                                                       std::move(*durable),
                                                       dss);
-    ctx_->tasks = spawn_stream_task_queue(*system_, ctx_, std::move(*store));
+    stream_task_queue_settings qs;
+    qs.health = task_health_ = std::make_shared<stream_task_queue_health>();
+    ctx_->tasks = spawn_stream_task_queue(*system_, ctx_, std::move(*store),
+                                          qs);
   } else {
     ctx_->tasks = spawn_task_queue(*system_, ctx_);
   }
@@ -419,9 +422,20 @@ node_health node::health() {
       h.rtt = nb->rtt;
     }
   }
+  h.store = to_string(cfg_.store);
   if (!ctx_->presence_store_ok.load())
-    h.status = "degraded";
-  if (ctx_->durable && !ctx_->durable->store_ok())
+    h.store_reachable = false;
+  if (ctx_->durable) {
+    h.store_backlog += ctx_->durable->backlog();
+    if (!ctx_->durable->store_ok())
+      h.store_reachable = false;
+  }
+  if (task_health_) {
+    h.store_backlog += task_health_->outbox_depth.load();
+    if (!task_health_->store_reachable.load())
+      h.store_reachable = false;
+  }
+  if (!h.store_reachable)
     h.status = "degraded";
   return h;
 }

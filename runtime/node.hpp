@@ -18,6 +18,8 @@
 
 namespace nova {
 
+struct stream_task_queue_health;
+
 /// How a node is doing, for health checks.
 struct node_health {
   /// healthy, or degraded while the message bus is unreachable.
@@ -28,6 +30,11 @@ struct node_health {
   /// Round trip to the NATS server, when connected.
   std::optional<caf::timespan> rtt;
   size_t outbox_depth = 0;
+  /// The store (`--store redis`): reachable, and what waits for it
+  /// (durable sends and tasks accepted while it was away).
+  std::string store = "memory";
+  bool store_reachable = true;
+  size_t store_backlog = 0;
   size_t novas = 0;
 };
 
@@ -163,6 +170,7 @@ private:
   caf::actor_system_config sys_cfg_;
   std::unique_ptr<caf::actor_system> system_;
   context_ptr ctx_;
+  std::shared_ptr<stream_task_queue_health> task_health_;
   bool down_ = false;
   std::atomic<bool> running_{false};
   int wake_fds_[2] = {-1, -1};

@@ -13,10 +13,14 @@
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
 #include "runtime/bench.hpp"
+#include "runtime/bench_presence.hpp"
 #include "runtime/bench_remote.hpp"
+#include "runtime/bench_durable.hpp"
+#include "runtime/bench_tasks.hpp"
 #include "runtime/client.hpp"
 #include "runtime/demo.hpp"
 #include "runtime/node.hpp"
+#include "runtime/replay.hpp"
 
 namespace {
 
@@ -272,6 +276,42 @@ int main(int argc, char** argv) {
   sub_cmd->footer("Prints \"listening on <subject>\" to stderr once the "
                   "server knows the subscription. Ctrl-C exits with 0.");
 
+  // -- nova replay: read a durable stream back from the store --------------
+  nova::replay_options replay;
+  auto* replay_cmd = app.add_subcommand(
+    "replay", "Print the envelopes of a durable stream (DragonflyDB), oldest "
+              "first");
+  replay_cmd->add_option("stream", replay.stream,
+                         "The stream: inbox.<id>, group.<group>, "
+                         "events.<domain>, broadcast.all, emergency, "
+                         "durable.dead, or its full key (nova.inbox.bob)")
+    ->required();
+  replay_cmd->add_option("--since", replay.since,
+                         "Where to start: an entry id (1700000000000-0), unix "
+                         "ms, an age (30s, 10m, 2h, 1d), an ISO-8601 time "
+                         "(2026-11-22T10:00:00Z), or -/start")
+    ->capture_default_str();
+  replay_cmd->add_option("--subject", replay.subject,
+                         "Only envelopes whose subject matches this pattern "
+                         "(NATS wildcards * and >)");
+  replay_cmd->add_option("--limit", replay.limit, "Most envelopes printed")
+    ->capture_default_str()
+    ->check(CLI::Range(size_t{1}, nova::max_replay_limit));
+  replay_cmd->add_flag("--json", replay.json,
+                       "Print one JSON object per envelope: \"entry\" and "
+                       "the envelope in canonical JSON");
+  replay_cmd->add_option("--dragonfly-url", replay.dragonfly_url,
+                         "redis://[:password@]host:port[/db] (env "
+                         "DRAGONFLY_URL)")
+    ->envname("DRAGONFLY_URL")
+    ->capture_default_str();
+  replay_cmd->add_option("--prefix", replay.prefix,
+                         "Subject and key prefix (env NOVA_PREFIX)")
+    ->envname("NOVA_PREFIX")
+    ->capture_default_str();
+  replay_cmd->footer("Exit codes: 0 done (also when nothing matched), 1 the "
+                     "store is unreachable or failed, 2 bad input.");
+
   // -- nova demo ----------------------------------------------------------
   nova::demo_options demo;
   auto* demo_cmd = app.add_subcommand(
@@ -340,6 +380,84 @@ int main(int argc, char** argv) {
   bench_peer_cmd->group("");         // hidden from --help
   bench_peer_cmd->prefix_command();  // the rest goes to remaining() unparsed
 
+  // -- nova bench presence --------------------------------------------------
+  nova::presence_bench_options presence_bench;
+  auto* bench_presence_cmd = bench_cmd->add_subcommand(
+    "presence", "Presence heartbeats of many Novas through the presence "
+                "store (redis-server) vs plain HSET + PEXPIRE per Nova");
+  bench_presence_cmd->add_flag("--json", presence_bench.json,
+                               "Print one JSON object");
+  bench_presence_cmd
+    ->add_option("--novas", presence_bench.novas, "Novas heartbeating")
+    ->capture_default_str()
+    ->check(CLI::Range(size_t{1}, size_t{1'000'000}));
+  bench_presence_cmd
+    ->add_option("--rounds", presence_bench.rounds,
+                 "Measured heartbeat rounds per side")
+    ->capture_default_str()
+    ->check(CLI::Range(size_t{1}, size_t{10'000}));
+  bench_presence_cmd->add_option(
+    "--redis-server", presence_bench.redis_server,
+    "The redis-server binary (default: $NOVA_REDIS_SERVER, else /usr/bin, "
+    "/usr/sbin, /usr/local/bin)");
+
+  // -- nova bench durable ---------------------------------------------------
+  nova::durable_bench_options durable_bench;
+  auto* bench_durable_cmd = bench_cmd->add_subcommand(
+    "durable", "Durable Nova-to-Nova sends through the store (redis-server) "
+               "vs redis-benchmark XADD with pipeline depth 64");
+  bench_durable_cmd->add_flag("--json", durable_bench.json,
+                              "Print one JSON object");
+  bench_durable_cmd
+    ->add_option("--messages", durable_bench.messages,
+                 "Durable messages per measured run")
+    ->capture_default_str()
+    ->check(CLI::Range(size_t{1'000}, size_t{10'000'000}));
+  bench_durable_cmd->add_option(
+    "--redis-server", durable_bench.redis_server,
+    "The redis-server binary (default: $NOVA_REDIS_SERVER, else /usr/bin, "
+    "/usr/sbin, /usr/local/bin)");
+  bench_durable_cmd->add_option(
+    "--redis-benchmark", durable_bench.redis_benchmark,
+    "The redis-benchmark binary (default: $NOVA_REDIS_BENCHMARK, else "
+    "/usr/bin, /usr/sbin, /usr/local/bin)");
+
+  // -- nova bench tasks -----------------------------------------------------
+  nova::tasks_bench_options tasks_bench;
+  auto* bench_tasks_cmd = bench_cmd->add_subcommand(
+    "tasks", "Task queue throughput end to end (enqueue, claim, complete) "
+             "with worker node processes on redis-server vs raw hiredis "
+             "XADD + XREADGROUP + XACK");
+  bench_tasks_cmd->add_flag("--json", tasks_bench.json,
+                            "Print one JSON object");
+  bench_tasks_cmd
+    ->add_option("--tasks", tasks_bench.tasks,
+                 "Tasks per measured run, at most (a run also stops growing "
+                 "beyond about 5 s)")
+    ->capture_default_str()
+    ->check(CLI::Range(size_t{1'000}, size_t{10'000'000}));
+  bench_tasks_cmd
+    ->add_option("--nodes", tasks_bench.nodes, "Worker node processes")
+    ->capture_default_str()
+    ->check(CLI::Range(size_t{1}, size_t{16}));
+  bench_tasks_cmd
+    ->add_option("--workers", tasks_bench.workers,
+                 "Worker Novas per node process")
+    ->capture_default_str()
+    ->check(CLI::Range(size_t{1}, size_t{256}));
+  bench_tasks_cmd->add_option(
+    "--redis-server", tasks_bench.redis_server,
+    "The redis-server binary (default: $NOVA_REDIS_SERVER, else /usr/bin, "
+    "/usr/sbin, /usr/local/bin)");
+  bench_tasks_cmd->add_option(
+    "--redis-url", tasks_bench.redis_url,
+    "Use this running server (e.g. DragonflyDB, on 127.0.0.1) instead of "
+    "starting redis-server");
+  auto* bench_tasks_peer_cmd = bench_cmd->add_subcommand(
+    "tasks-peer", "Internal: a worker node process of bench tasks");
+  bench_tasks_peer_cmd->group("");
+  bench_tasks_peer_cmd->prefix_command();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -368,6 +486,15 @@ int main(int argc, char** argv) {
     return nova::run_bench_basp(remote, std::cout);
   if (bench_peer_cmd->parsed())
     return nova::run_bench_peer(bench_peer_cmd->remaining(), std::cout);
+  if (bench_presence_cmd->parsed())
+    return nova::run_bench_presence(presence_bench, std::cout);
+  if (bench_durable_cmd->parsed())
+    return nova::run_bench_durable(durable_bench, std::cout);
+  if (bench_tasks_cmd->parsed())
+    return nova::run_bench_tasks(tasks_bench, std::cout);
+  if (bench_tasks_peer_cmd->parsed())
+    return nova::run_bench_tasks_peer(bench_tasks_peer_cmd->remaining(),
+                                      std::cout);
 
   // The client subcommands keep stdout for results: library logs go to
   // stderr, warnings and up only.
@@ -399,5 +526,7 @@ int main(int argc, char** argv) {
     return nova::client_emergency(client, payload, out, err);
   if (sub_cmd->parsed())
     return nova::client_sub(client, sub, out, err);
+  if (replay_cmd->parsed())
+    return nova::run_replay(replay, out, err);
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -78,7 +79,7 @@ struct cluster {
   };
 
   node start(const std::string& id, caf::timespan task_timeout = 5s,
-             uint32_t delivery_limit = 3) {
+             uint32_t delivery_limit = 3, size_t outbox_capacity = 0) {
     node n;
     n.ctx = std::make_shared<nova::runtime_context>();
     n.ctx->node_id = id;
@@ -98,6 +99,7 @@ struct cluster {
     nova::stream_task_queue_settings cfg;
     cfg.claim_slice = 300ms;
     cfg.store_retry_max = 200ms;
+    cfg.outbox_capacity = outbox_capacity;
     n.queue = nova::spawn_stream_task_queue(sys, n.ctx, n.store, cfg);
     queues.push_back(n.queue);
     return n;
@@ -167,6 +169,16 @@ std::vector<task_result> collect(caf::scoped_actor& self, const caf::actor& q,
 
 queue_stats stats(caf::scoped_actor& self, const caf::actor& q) {
   return must(ask<queue_stats>(self, q, 5s, nova::stats_atom::value));
+}
+
+// (store reachable, tasks waiting in the outbox)
+std::pair<bool, uint64_t> health(caf::scoped_actor& self,
+                                 const caf::actor& q) {
+  std::pair<bool, uint64_t> out{true, UINT64_MAX};
+  self->request(q, 5s, nova::store_health_atom::value)
+    .receive([&](bool up, uint64_t depth) { out = {up, depth}; },
+             [&](caf::error& err) { FAIL(nova::describe(err)); });
+  return out;
 }
 
 } // namespace
@@ -505,8 +517,8 @@ TEST_CASE("collect hands each result out once per node and waits for "
   CHECK(nova::is(bad.error(), errc::invalid_id));
 }
 
-TEST_CASE("the queue keeps running while the store is down and serves a "
-          "waiting worker once it is back",
+TEST_CASE("the queue keeps running while the store is down, accepts tasks "
+          "into its outbox and writes them once the store is back",
           "[stream_task_queue]") {
   NOVA_REQUIRE_REDIS_SERVER();
   redis_server srv;
@@ -516,14 +528,20 @@ TEST_CASE("the queue keeps running while the store is down and serves a "
   caf::scoped_actor worker{c.sys};
   enqueue(self, a.queue, make_task("before"));
   auto t = claim(worker, a.queue, "w");
+  CHECK(health(self, a.queue) == std::make_pair(true, uint64_t{0}));
   srv.stop();
   // The completion waits for the store (it is lost with the data of this
   // server, which keeps nothing on disk, but must not crash the queue).
   complete(worker, a.queue, t.id, "w", "");
-  auto down = ask<std::string>(self, a.queue, 5s, nova::enqueue_atom::value,
-                               make_task("during"));
-  REQUIRE_FALSE(down);
-  CHECK(nova::is(down.error(), errc::backend_unavailable));
+  // Accepted: the outbox holds it until the store answers.
+  CHECK(enqueue(self, a.queue, make_task("during-1")) == "during-1");
+  CHECK(enqueue(self, a.queue, make_task("during-2")) == "during-2");
+  CHECK(health(self, a.queue) == std::make_pair(false, uint64_t{2}));
+  // A bad id is still refused at once.
+  auto bad = ask<std::string>(self, a.queue, 5s, nova::enqueue_atom::value,
+                              make_task("not valid"));
+  REQUIRE_FALSE(bad);
+  CHECK(nova::is(bad.error(), errc::invalid_id));
   auto no_stats = ask<queue_stats>(self, a.queue, 5s, nova::stats_atom::value);
   REQUIRE_FALSE(no_stats);
   CHECK(nova::is(no_stats.error(), errc::backend_unavailable));
@@ -531,15 +549,106 @@ TEST_CASE("the queue keeps running while the store is down and serves a "
                                  std::string{"w"});
   CHECK(a.store->store_errors() > 0);
   srv.start();
-  CHECK(eventually(
-    [&] {
-      return static_cast<bool>(ask<std::string>(self, a.queue, 5s,
-                                                nova::enqueue_atom::value,
-                                                make_task("after")));
-    },
-    10s));
+  // The outbox goes first, in order.
   std::string got;
   pending.receive([&](task& x) { got = x.id; },
                   [&](caf::error& err) { FAIL(nova::describe(err)); });
-  CHECK(got == "after");
+  CHECK(got == "during-1");
+  complete(worker, a.queue, got, "w", "");
+  CHECK(eventually([&] { return health(self, a.queue).second == 0; }, 10s));
+  CHECK(health(self, a.queue).first);
+  enqueue(self, a.queue, make_task("after"));
+  CHECK(claim(worker, a.queue, "w").id == "during-2");
+  CHECK(claim(worker, a.queue, "w").id == "after");
+  auto s = stats(self, a.queue);
+  CHECK(s.enqueued == 3);
+}
+
+TEST_CASE("a full outbox refuses enqueues with queue_full while the store "
+          "is down",
+          "[stream_task_queue]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  cluster c{srv};
+  auto a = c.start("node-a", 5s, 3, 2);
+  caf::scoped_actor self{c.sys};
+  srv.stop();
+  CHECK(enqueue(self, a.queue, make_task("one")) == "one");
+  CHECK(enqueue(self, a.queue, make_task("two")) == "two");
+  auto full = ask<std::string>(self, a.queue, 5s, nova::enqueue_atom::value,
+                               make_task("three"));
+  REQUIRE_FALSE(full);
+  CHECK(nova::is(full.error(), errc::queue_full));
+  CHECK(a.ctx->stats.get(counter::outbox_full) == 1);
+  srv.start();
+  CHECK(eventually([&] { return health(self, a.queue).second == 0; }, 10s));
+  // The refused task was not taken: it can be enqueued now.
+  CHECK(enqueue(self, a.queue, make_task("three")) == "three");
+  caf::scoped_actor worker{c.sys};
+  strings order;
+  for (int i = 0; i < 3; ++i) {
+    auto t = claim(worker, a.queue, "w");
+    order.push_back(t.id);
+    complete(worker, a.queue, t.id, "w", "");
+  }
+  CHECK(order == strings{"one", "two", "three"});
+}
+
+TEST_CASE("many workers on two nodes drain a large batch exactly once with "
+          "claims made ahead",
+          "[stream_task_queue]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  cluster c{srv};
+  auto a = c.start("node-a");
+  auto b = c.start("node-b");
+  caf::scoped_actor self{c.sys};
+  constexpr int n = 2000;
+  // Enqueued without waiting for each reply: they go out in batches.
+  for (int i = 0; i < n; ++i)
+    self->send(a.queue, nova::enqueue_atom::value,
+               make_task("b" + std::to_string(i), priority::normal, "bulk"));
+  std::mutex mtx;
+  std::map<std::string, int> runs;
+  std::atomic<bool> stop{false};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 6; ++w)
+    threads.emplace_back([&, w] {
+      auto& node = w % 2 == 0 ? a : b;
+      auto worker_id = "w" + std::to_string(w);
+      caf::scoped_actor worker{c.sys};
+      while (!stop) {
+        auto t = ask<task>(worker, node.queue, 500ms, nova::claim_atom::value,
+                           worker_id);
+        if (!t) {
+          if (!nova::is(t.error(), errc::request_timeout)
+              && t.error() != caf::sec::request_timeout)
+            ++errors;
+          continue;
+        }
+        {
+          std::lock_guard<std::mutex> guard{mtx};
+          ++runs[t->id];
+        }
+        complete(worker, node.queue, t->id, worker_id, "");
+      }
+    });
+  auto results = collect(self, b.queue, "bulk", n, 60s);
+  stop = true;
+  for (auto& t : threads)
+    t.join();
+  CHECK(errors == 0);
+  CHECK(results.size() == n);
+  std::set<std::string> ids;
+  for (auto& r : results)
+    ids.insert(r.task_id);
+  CHECK(ids.size() == n);
+  CHECK(runs.size() == n);
+  CHECK(std::all_of(runs.begin(), runs.end(),
+                    [](auto& kvp) { return kvp.second == 1; }));
+  CHECK(eventually([&] {
+    auto s = stats(self, a.queue);
+    return s.in_flight == 0 && s.done == n;
+  }));
 }

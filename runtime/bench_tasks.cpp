@@ -1,0 +1,799 @@
+#include "runtime/bench_tasks.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <caf/send.hpp>
+#include <fmt/format.h>
+#include <hiredis/hiredis.h>
+#include <nlohmann/json.hpp>
+
+#include "actors/agent.hpp"
+#include "cluster/redis_client.hpp"
+#include "messages/codec.hpp"
+#include "messages/errc.hpp"
+#include "messages/ids.hpp"
+#include "runtime/bench_support.hpp"
+#include "runtime/node.hpp"
+
+namespace nova {
+
+namespace {
+
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+using millis = std::chrono::milliseconds;
+
+constexpr double goal_tasks_per_s = 100'000;
+constexpr int rounds = 2;
+/// A measured run is sized to take about this long at the warm-up rate
+/// (at most `tasks`), so a slow setup does not stretch the benchmark.
+constexpr auto run_budget = 5s;
+/// How long the paced latency run lasts.
+constexpr auto latency_budget = 2s;
+/// Tasks enqueued but not yet collected, at most: the queue service and the
+/// store never hold more than this many waiting tasks.
+constexpr uint64_t window = 50'000;
+/// Entries per pipelined write and per read of the raw baseline.
+constexpr size_t raw_batch = 256;
+constexpr auto setup_timeout = 10s;
+constexpr auto peer_lifetime = std::chrono::minutes(10);
+
+int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+double rate(uint64_t count, steady::duration elapsed) {
+  auto s = std::chrono::duration<double>(elapsed).count();
+  return s > 0 ? static_cast<double>(count) / s : 0.0;
+}
+
+// -- processes ----------------------------------------------------------------
+
+std::string self_binary(const tasks_bench_options& opts) {
+  if (!opts.self_exe.empty())
+    return opts.self_exe;
+  char buf[4096];
+  auto n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0)
+    return {};
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+/// A child process writing stdout and stderr to an unlinked temporary file.
+/// With `stdin_pipe`, closing our end (or our death) tells it to exit; it
+/// also gets SIGKILL when we die. The destructor kills what still runs.
+class child {
+public:
+  child(std::vector<std::string> argv, bool stdin_pipe) {
+    char tmpl[] = "/tmp/nova-bench-XXXXXX";
+    int log = ::mkostemp(tmpl, O_CLOEXEC);
+    if (log < 0)
+      throw std::runtime_error("cannot create a log file for " + argv[0]);
+    ::unlink(tmpl);
+    int in[2] = {-1, -1};
+    if (stdin_pipe) {
+      if (::pipe2(in, O_CLOEXEC) != 0) {
+        ::close(log);
+        throw std::runtime_error("cannot create a pipe for " + argv[0]);
+      }
+    } else {
+      in[0] = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    std::vector<char*> args;
+    for (auto& a : argv)
+      args.push_back(a.data());
+    args.push_back(nullptr);
+    auto parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      // Only async-signal-safe calls until exec.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent)
+        ::_exit(127);
+      ::dup2(in[0], 0);
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+      ::execv(args[0], args.data());
+      ::_exit(127);
+    }
+    log_ = log;
+    ::close(in[0]);
+    stdin_ = in[1];
+    for (auto& a : argv)
+      name_ += (name_.empty() ? "" : " ") + a;
+    if (pid_ < 0) {
+      close_stdin();
+      ::close(log_);
+      throw std::runtime_error("cannot fork for " + name_);
+    }
+  }
+
+  child(const child&) = delete;
+  child& operator=(const child&) = delete;
+
+  ~child() {
+    close_stdin();
+    if (!wait(3s))
+      kill_now();
+    ::close(log_);
+  }
+
+  void close_stdin() {
+    if (stdin_ >= 0)
+      ::close(stdin_);
+    stdin_ = -1;
+  }
+
+  void signal(int sig) {
+    if (pid_ > 0 && !exit_code_)
+      ::kill(pid_, sig);
+  }
+
+  void kill_now() {
+    if (pid_ <= 0 || exit_code_)
+      return;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    exit_code_ = 128 + SIGKILL;
+  }
+
+  std::optional<int> wait(millis timeout) {
+    if (exit_code_ || pid_ <= 0)
+      return exit_code_;
+    auto deadline = steady::now() + timeout;
+    for (;;) {
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status)
+                                       : 128 + WTERMSIG(status);
+        return exit_code_;
+      }
+      if (steady::now() >= deadline)
+        return std::nullopt;
+      std::this_thread::sleep_for(5ms);
+    }
+  }
+
+  [[nodiscard]] std::string output() const {
+    std::string out;
+    char buf[4096];
+    for (;;) {
+      auto n = ::pread(log_, buf, sizeof(buf), static_cast<off_t>(out.size()));
+      if (n <= 0)
+        return out.size() <= 2000 ? out : "..." + out.substr(out.size() - 2000);
+      out.append(buf, static_cast<size_t>(n));
+    }
+  }
+
+  /// Waits until the output holds `text`; throws when the process exits
+  /// first or on timeout.
+  void wait_for(const std::string& text, millis timeout) {
+    auto deadline = steady::now() + timeout;
+    while (output().find(text) == std::string::npos) {
+      if (auto code = wait(0ms))
+        throw std::runtime_error(fmt::format("'{}' exited with {}:\n{}",
+                                             name_, *code, output()));
+      if (steady::now() >= deadline)
+        throw std::runtime_error(fmt::format("'{}' not ready after {} ms:\n{}",
+                                             name_, timeout.count(),
+                                             output()));
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+
+  [[nodiscard]] const std::string& name() const noexcept {
+    return name_;
+  }
+
+private:
+  pid_t pid_ = -1;
+  int stdin_ = -1;
+  int log_ = -1;
+  std::optional<int> exit_code_;
+  std::string name_;
+};
+
+struct redis_ctx_deleter {
+  void operator()(redisContext* c) const noexcept {
+    redisFree(c);
+  }
+};
+
+using redis_ctx = std::unique_ptr<redisContext, redis_ctx_deleter>;
+
+struct redis_reply_deleter {
+  void operator()(redisReply* r) const noexcept {
+    freeReplyObject(r);
+  }
+};
+
+using redis_reply = std::unique_ptr<redisReply, redis_reply_deleter>;
+
+redis_ctx raw_connect(uint16_t port) {
+  redis_ctx c{redisConnect("127.0.0.1", port)};
+  if (!c || c->err)
+    throw std::runtime_error(fmt::format("cannot connect to redis on port {}: "
+                                         "{}",
+                                         port, c ? c->errstr : "out of "
+                                                               "memory"));
+  return c;
+}
+
+redis_reply raw_command(redisContext* c, const std::vector<std::string>& argv) {
+  std::vector<const char*> ptrs;
+  std::vector<size_t> lens;
+  for (auto& a : argv) {
+    ptrs.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  redis_reply r{static_cast<redisReply*>(
+    redisCommandArgv(c, static_cast<int>(argv.size()), ptrs.data(),
+                     lens.data()))};
+  if (!r)
+    throw std::runtime_error(fmt::format("redis: {} failed: {}", argv[0],
+                                         c->errstr));
+  if (r->type == REDIS_REPLY_ERROR)
+    throw std::runtime_error(fmt::format("redis: {}: {}", argv[0],
+                                         std::string{r->str, r->len}));
+  return r;
+}
+
+/// A redis-server on a free loopback port, without persistence, in a
+/// temporary directory.
+class redis_proc {
+public:
+  explicit redis_proc(const tasks_bench_options& opts) : port_(free_loopback_port()) {
+    auto path = find_server_binary(opts.redis_server, "NOVA_REDIS_SERVER",
+                                   "redis-server");
+    if (path.empty())
+      throw std::runtime_error("redis-server not found (--redis-server, "
+                               "$NOVA_REDIS_SERVER, /usr/bin, /usr/sbin, "
+                               "/usr/local/bin)");
+    char tmpl[] = "/tmp/nova-bench-redis-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr)
+      throw std::runtime_error("cannot create a directory for redis-server");
+    dir_ = tmpl;
+    proc_ = std::make_unique<child>(
+      std::vector<std::string>{path, "--port", std::to_string(port_),
+                               "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", dir_,
+                               "--daemonize", "no"},
+      false);
+    auto deadline = steady::now() + setup_timeout;
+    for (;;) {
+      redis_ctx c{redisConnect("127.0.0.1", port_)};
+      if (c && !c->err) {
+        redis_reply r{static_cast<redisReply*>(redisCommand(c.get(), "PING"))};
+        if (r && r->type == REDIS_REPLY_STATUS)
+          break;
+      }
+      if (auto code = proc_->wait(0ms))
+        throw std::runtime_error(fmt::format("redis-server exited with {}:\n{}",
+                                             *code, proc_->output()));
+      if (steady::now() >= deadline)
+        throw std::runtime_error("redis-server not ready after 10 s:\n"
+                                 + proc_->output());
+      std::this_thread::sleep_for(10ms);
+    }
+  }
+
+  redis_proc(const redis_proc&) = delete;
+  redis_proc& operator=(const redis_proc&) = delete;
+
+  ~redis_proc() {
+    proc_->signal(SIGKILL);
+    proc_.reset();
+    ::rmdir(dir_.c_str());
+  }
+
+  [[nodiscard]] uint16_t port() const noexcept {
+    return port_;
+  }
+
+  [[nodiscard]] std::string url() const {
+    return "redis://127.0.0.1:" + std::to_string(port_);
+  }
+
+private:
+  uint16_t port_;
+  std::string dir_;
+  std::unique_ptr<child> proc_;
+};
+
+/// Blocks until standard input reaches its end (or fails), or the peer
+/// lifetime passes.
+void serve_until_stdin_closes() {
+  auto deadline = steady::now() + peer_lifetime;
+  char buf[256];
+  while (steady::now() < deadline) {
+    pollfd pfd{0, POLLIN, 0};
+    auto r = ::poll(&pfd, 1, 1000);
+    if (r < 0 && errno != EINTR)
+      return;
+    if (r > 0) {
+      auto n = ::read(0, buf, sizeof(buf));
+      if (n <= 0 && !(n < 0 && errno == EINTR))
+        return;
+    }
+  }
+}
+
+// -- the tasks ----------------------------------------------------------------
+
+/// A no-op worker that answers with the task's payload (its enqueue time)
+/// and the time it got the task.
+class bench_task_worker : public agent {
+public:
+  using agent::agent;
+
+protected:
+  caf::expected<std::string> on_task(const task& t) override {
+    return t.payload + " " + std::to_string(now_us());
+  }
+};
+
+config bench_node_config(std::string node_id, const std::string& redis_url,
+                         const std::string& prefix) {
+  config cfg;
+  cfg.node_id = std::move(node_id);
+  cfg.bus = bus_kind::memory;
+  cfg.store = store_kind::redis;
+  cfg.dragonfly_url = redis_url;
+  cfg.prefix = prefix;
+  cfg.threads = 2;
+  cfg.log_level = "warn";
+  cfg.drain_timeout = 2s;
+  return cfg;
+}
+
+struct run_result {
+  double tasks_per_s = 0;
+  uint64_t tasks = 0;
+  uint64_t duplicates = 0;
+  /// Enqueue to claim, per task.
+  std::vector<double> claim_ms;
+};
+
+double percentile(std::vector<double> xs, double q) {
+  if (xs.empty())
+    return 0;
+  std::sort(xs.begin(), xs.end());
+  auto i = static_cast<size_t>(q * static_cast<double>(xs.size() - 1) + 0.5);
+  return xs[std::min(i, xs.size() - 1)];
+}
+
+/// The Nova side: this process's node enqueues through its queue service
+/// and collects; the worker node processes claim and complete.
+class nova_tasks {
+public:
+  nova_tasks(const std::string& redis_url, std::string prefix)
+    : prefix_(std::move(prefix)),
+      node_(bench_node_config("bench-client", redis_url, prefix_)) {
+    // nop
+  }
+
+  /// One run of `count` tasks: enqueued as fast as the window allows
+  /// (`per_s` 0), or paced at `per_s`.
+  std::optional<run_result> run(uint64_t id, uint64_t count, double per_s,
+                                std::string& why) {
+    auto session = fmt::format("bench{}", id);
+    std::atomic<uint64_t> collected{0};
+    std::atomic<bool> failed{false};
+    run_result out;
+    auto deadline_for = [&](uint64_t n) {
+      return steady::now() + 30s + millis{n / 5};
+    };
+    auto start = steady::now();
+    steady::time_point last;
+    std::thread collector{[&] {
+      std::unordered_set<std::string> seen;
+      seen.reserve(count);
+      auto deadline = deadline_for(count);
+      while (collected.load() < count) {
+        if (steady::now() >= deadline) {
+          failed = true;
+          return;
+        }
+        auto xs = node_.collect(session, count - collected.load(), 500ms);
+        if (!xs)
+          continue;
+        for (auto& r : *xs) {
+          if (!seen.insert(r.task_id).second) {
+            ++out.duplicates;
+            continue;
+          }
+          auto sp = r.payload.find(' ');
+          if (sp != std::string::npos) {
+            auto enq = std::strtoll(r.payload.c_str(), nullptr, 10);
+            auto claim = std::strtoll(r.payload.c_str() + sp + 1, nullptr, 10);
+            out.claim_ms.push_back(static_cast<double>(claim - enq) / 1000.0);
+          }
+        }
+        collected.store(seen.size());
+        last = steady::now();
+      }
+    }};
+    auto tasks = node_.context().tasks;
+    for (uint64_t i = 0; i < count && !failed; ++i) {
+      if (per_s > 0) {
+        auto due = start + std::chrono::duration_cast<steady::duration>(
+                             std::chrono::duration<double>(
+                               static_cast<double>(i) / per_s));
+        if (due > steady::now())
+          std::this_thread::sleep_until(due);
+      } else {
+        while (i - collected.load() >= window && !failed)
+          std::this_thread::sleep_for(100us);
+      }
+      task t;
+      t.id = fmt::format("{}-{}", session, i);
+      t.type = "noop";
+      t.session = session;
+      t.created_by = "bench";
+      t.created_at = now_ms();
+      t.payload = std::to_string(now_us());
+      caf::anon_send(tasks, enqueue_atom::value, std::move(t));
+    }
+    collector.join();
+    if (failed) {
+      why = fmt::format("only {} of {} results arrived in time",
+                        collected.load(), count);
+      return std::nullopt;
+    }
+    out.tasks = count;
+    out.tasks_per_s = rate(count, last - start);
+    return out;
+  }
+
+private:
+  std::string prefix_;
+  node node_;
+};
+
+/// The baseline: raw hiredis against the same server, one producer
+/// pipelining XADD (the entries a task lane holds, same fields and sizes),
+/// one consumer reading with XREADGROUP COUNT and acking each batch with
+/// one XACK.
+class raw_tasks {
+public:
+  explicit raw_tasks(uint16_t port) : port_(port) {
+    // nop
+  }
+
+  std::optional<run_result> run(uint64_t id, uint64_t count,
+                                std::string& why) {
+    auto key = fmt::format("rawbench.{}", id);
+    auto prod = raw_connect(port_);
+    auto cons = raw_connect(port_);
+    raw_command(cons.get(),
+                {"XGROUP", "CREATE", key, "workers", "$", "MKSTREAM"});
+    std::atomic<bool> failed{false};
+    std::string error;
+    std::mutex mtx;
+    auto fail = [&](const std::string& what) {
+      std::lock_guard<std::mutex> guard{mtx};
+      if (error.empty())
+        error = what;
+      failed = true;
+    };
+    auto start = steady::now();
+    std::thread producer{[&] {
+      try {
+        std::vector<const char*> ptrs;
+        std::vector<size_t> lens;
+        for (uint64_t i = 0; i < count && !failed; i += raw_batch) {
+          auto n = std::min<uint64_t>(raw_batch, count - i);
+          for (uint64_t k = 0; k < n; ++k) {
+            task t;
+            t.id = fmt::format("{}-{}", key, i + k);
+            t.type = "noop";
+            t.session = key;
+            t.created_by = "bench";
+            t.created_at = now_ms();
+            t.payload = std::to_string(now_us());
+            std::vector<std::string> argv{"XADD",    key,      "*",
+                                          "task",    encode(t), "id",
+                                          t.id,      "type",   t.type,
+                                          "session", t.session, "priority",
+                                          "normal",  "attempts", "0"};
+            ptrs.clear();
+            lens.clear();
+            for (auto& a : argv) {
+              ptrs.push_back(a.data());
+              lens.push_back(a.size());
+            }
+            redisAppendCommandArgv(prod.get(), static_cast<int>(argv.size()),
+                                   ptrs.data(), lens.data());
+          }
+          for (uint64_t k = 0; k < n; ++k) {
+            void* raw = nullptr;
+            if (redisGetReply(prod.get(), &raw) != REDIS_OK || !raw)
+              throw std::runtime_error(std::string{"XADD: "}
+                                       + prod->errstr);
+            freeReplyObject(raw);
+          }
+        }
+      } catch (const std::exception& e) {
+        fail(e.what());
+      }
+    }};
+    uint64_t acked = 0;
+    auto deadline = steady::now() + 30s + millis{count / 5};
+    try {
+      while (acked < count && !failed) {
+        if (steady::now() >= deadline)
+          throw std::runtime_error(fmt::format("only {} of {} entries acked "
+                                               "in time",
+                                               acked, count));
+        auto r = raw_command(cons.get(),
+                             {"XREADGROUP", "GROUP", "workers", "c", "COUNT",
+                              std::to_string(raw_batch), "BLOCK", "100",
+                              "STREAMS", key, ">"});
+        if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+          continue;
+        auto* entries = r->element[0]->element[1];
+        if (entries->elements == 0)
+          continue;
+        std::vector<std::string> ack{"XACK", key, "workers"};
+        for (size_t i = 0; i < entries->elements; ++i) {
+          auto* e = entries->element[i]->element[0];
+          ack.emplace_back(e->str, e->len);
+        }
+        raw_command(cons.get(), ack);
+        acked += entries->elements;
+      }
+    } catch (const std::exception& e) {
+      fail(e.what());
+    }
+    auto elapsed = steady::now() - start;
+    producer.join();
+    raw_command(cons.get(), {"DEL", key});
+    if (failed) {
+      why = "baseline: " + error;
+      return std::nullopt;
+    }
+    run_result out;
+    out.tasks = count;
+    out.tasks_per_s = rate(count, elapsed);
+    return out;
+  }
+
+private:
+  uint16_t port_;
+};
+
+uint64_t fit(uint64_t cap, double per_s, uint64_t floor) {
+  auto n = static_cast<uint64_t>(per_s
+                                 * std::chrono::duration<double>(run_budget)
+                                     .count());
+  return std::clamp<uint64_t>(n, std::min(floor, cap), cap);
+}
+
+std::string unique_prefix() {
+  return fmt::format("bench{}x{}", ::getpid(), now_ms() % 100000);
+}
+
+} // namespace
+
+int run_bench_tasks(const tasks_bench_options& opts, std::ostream& out) {
+  auto report_error = [&](const std::string& why) {
+    if (opts.json)
+      out << nlohmann::json{{"error", "bench tasks: " + why}}.dump() << '\n';
+    else
+      out << "bench tasks: " << why << '\n';
+    return 1;
+  };
+  try {
+    auto self = self_binary(opts);
+    if (self.empty() || ::access(self.c_str(), X_OK) != 0)
+      return report_error("the worker executable '" + self
+                          + "' is missing or not executable");
+    auto count = std::max<uint64_t>(opts.tasks, 1000);
+    std::unique_ptr<redis_proc> own;
+    std::string url = opts.redis_url;
+    uint16_t port = 0;
+    if (url.empty()) {
+      own = std::make_unique<redis_proc>(opts);
+      url = own->url();
+      port = own->port();
+    } else {
+      auto rs = redis_settings::from_url(url);
+      if (!rs)
+        return report_error("--redis-url: " + describe(rs.error()));
+      if (rs->host != "127.0.0.1" && rs->host != "localhost")
+        return report_error("--redis-url: the baseline connects to "
+                            "127.0.0.1 only");
+      port = rs->port;
+    }
+    auto prefix = unique_prefix();
+    // This node first: it creates the consumer groups.
+    nova_tasks nova{url, prefix};
+    std::vector<std::unique_ptr<child>> peers;
+    for (size_t i = 0; i < opts.nodes; ++i) {
+      peers.push_back(std::make_unique<child>(
+        std::vector<std::string>{self, "bench", "tasks-peer", url,
+                                 prefix, fmt::format("bench-worker-{}", i),
+                                 std::to_string(opts.workers)},
+        true));
+    }
+    for (auto& p : peers)
+      p->wait_for("ready", setup_timeout);
+    raw_tasks raw{port};
+    std::string why;
+    std::vector<double> nova_runs;
+    std::vector<double> raw_runs;
+    uint64_t duplicates = 0;
+    uint64_t run_id = 0;
+    uint64_t nova_count = 0;
+    uint64_t raw_count = 0;
+    run_result latency_run;
+    double latency_rate = 0;
+    auto outputs = [&] {
+      std::string x;
+      for (auto& p : peers)
+        x += "\n--- " + p->name() + " ---\n" + p->output();
+      return x;
+    };
+    auto ok = [&] {
+      auto warm = std::min<uint64_t>(count, 10'000);
+      auto warm_nova = nova.run(++run_id, warm, 0, why);
+      if (!warm_nova)
+        return false;
+      duplicates += warm_nova->duplicates;
+      auto warm_raw = raw.run(++run_id, warm, why);
+      if (!warm_raw)
+        return false;
+      nova_count = fit(count, warm_nova->tasks_per_s, 10'000);
+      raw_count = fit(count, warm_raw->tasks_per_s, 10'000);
+      for (int i = 0; i < rounds; ++i) {
+        auto x = nova.run(++run_id, nova_count, 0, why);
+        if (!x)
+          return false;
+        duplicates += x->duplicates;
+        nova_runs.push_back(x->tasks_per_s);
+        auto y = raw.run(++run_id, raw_count, why);
+        if (!y)
+          return false;
+        raw_runs.push_back(y->tasks_per_s);
+      }
+      // Claim latency well below saturation: a quarter of the best rate.
+      latency_rate = *std::max_element(nova_runs.begin(), nova_runs.end())
+                     / 4;
+      auto n = static_cast<uint64_t>(
+        latency_rate * std::chrono::duration<double>(latency_budget).count());
+      auto z = nova.run(++run_id, std::max<uint64_t>(n, 100), latency_rate,
+                        why);
+      if (!z)
+        return false;
+      duplicates += z->duplicates;
+      latency_run = std::move(*z);
+      return true;
+    }();
+    if (!ok)
+      why += outputs();
+    if (duplicates > 0) {
+      ok = false;
+      why += fmt::format("{} tasks came back more than once", duplicates);
+    }
+    auto best = [](const std::vector<double>& xs) {
+      return xs.empty() ? 0.0 : *std::max_element(xs.begin(), xs.end());
+    };
+    auto nova_rate = best(nova_runs);
+    auto raw_rate = best(raw_runs);
+    auto ratio = raw_rate > 0 ? nova_rate / raw_rate : 0.0;
+    auto p50 = percentile(latency_run.claim_ms, 0.50);
+    auto p99 = percentile(latency_run.claim_ms, 0.99);
+    if (opts.json) {
+      nlohmann::json j{{"tasks_per_s", nova_rate},
+                       {"claim_p50_ms", p50},
+                       {"claim_p99_ms", p99},
+                       {"baseline_tasks_per_s", raw_rate},
+                       {"ratio", ratio},
+                       {"goal", goal_tasks_per_s},
+                       {"goal_met", nova_rate >= goal_tasks_per_s},
+                       {"latency_load_tasks_per_s", latency_rate},
+                       {"tasks", nova_count},
+                       {"baseline_tasks", raw_count},
+                       {"nodes", opts.nodes},
+                       {"workers_per_node", opts.workers},
+                       {"runs", nova_runs},
+                       {"baseline_runs", raw_runs},
+                       {"duplicates", duplicates}};
+      if (!ok)
+        j["error"] = why;
+      out << j.dump() << '\n';
+      return ok ? 0 : 1;
+    }
+    out << fmt::format("task queue end to end (enqueue, claim, complete, "
+                       "collect): {} node processes x {} worker Novas, one "
+                       "redis-server, no-op tasks; up to {} tasks per run (as "
+                       "many as fit {} s at the warm-up rate), best of {}\n",
+                       opts.nodes, opts.workers, count,
+                       std::chrono::duration_cast<std::chrono::seconds>(
+                         run_budget)
+                         .count(),
+                       rounds);
+    for (size_t i = 0; i < nova_runs.size(); ++i)
+      out << fmt::format("  run {}: nova {:>10.0f} tasks/s   baseline "
+                         "{:>10.0f} entries/s\n",
+                         i + 1, nova_runs[i],
+                         i < raw_runs.size() ? raw_runs[i] : 0.0);
+    out << fmt::format("nova:     {:>10.0f} tasks/s ({} tasks per run)\n",
+                       nova_rate, nova_count);
+    out << fmt::format("claim latency (enqueue to worker) at {:.0f} tasks/s: "
+                       "p50 {:.2f} ms, p99 {:.2f} ms\n",
+                       latency_rate, p50, p99);
+    out << fmt::format("baseline: {:>10.0f} entries/s ({} per run; raw "
+                       "hiredis: pipelined XADD, XREADGROUP COUNT {} + "
+                       "XACK)\n",
+                       raw_rate, raw_count, raw_batch);
+    out << fmt::format("ratio:    {:.3f} (nova / baseline)\n", ratio);
+    out << fmt::format("goal:     {:.0f} tasks/s: {}\n", goal_tasks_per_s,
+                       nova_rate >= goal_tasks_per_s ? "met" : "missed");
+    if (!ok)
+      out << "a run did not complete (" << why
+          << "); the figures are incomplete\n";
+    return ok ? 0 : 1;
+  } catch (const std::exception& e) {
+    return report_error(e.what());
+  }
+}
+
+int run_bench_tasks_peer(const std::vector<std::string>& args,
+                         std::ostream& out) {
+  if (args.size() != 4) {
+    out << "usage: bench tasks-peer <redis-url> <prefix> <node-id> "
+           "<workers>\n";
+    return 2;
+  }
+  try {
+    auto workers = std::stoul(args[3]);
+    node n{bench_node_config(args[2], args[0], args[1])};
+    agent_options opts;
+    opts.worker = true;
+    for (size_t i = 0; i < workers; ++i)
+      if (auto hdl = n.spawn<bench_task_worker>(
+            fmt::format("{}-w{}", args[2], i), opts);
+          !hdl) {
+        out << "cannot spawn a worker: " << describe(hdl.error()) << '\n';
+        return 2;
+      }
+    out << "ready" << std::endl;
+    serve_until_stdin_closes();
+    n.shutdown();
+    return 0;
+  } catch (const std::exception& e) {
+    out << "bench tasks-peer: " << e.what() << '\n';
+    return 2;
+  }
+}
+
+} // namespace nova
