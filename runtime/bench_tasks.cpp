@@ -86,140 +86,8 @@ std::string self_binary(const tasks_bench_options& opts) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-/// A child process writing stdout and stderr to an unlinked temporary file.
-/// With `stdin_pipe`, closing our end (or our death) tells it to exit; it
-/// also gets SIGKILL when we die. The destructor kills what still runs.
-class child {
-public:
-  child(std::vector<std::string> argv, bool stdin_pipe) {
-    char tmpl[] = "/tmp/nova-bench-XXXXXX";
-    int log = ::mkostemp(tmpl, O_CLOEXEC);
-    if (log < 0)
-      throw std::runtime_error("cannot create a log file for " + argv[0]);
-    ::unlink(tmpl);
-    int in[2] = {-1, -1};
-    if (stdin_pipe) {
-      if (::pipe2(in, O_CLOEXEC) != 0) {
-        ::close(log);
-        throw std::runtime_error("cannot create a pipe for " + argv[0]);
-      }
-    } else {
-      in[0] = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    }
-    std::vector<char*> args;
-    for (auto& a : argv)
-      args.push_back(a.data());
-    args.push_back(nullptr);
-    auto parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      // Only async-signal-safe calls until exec.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent)
-        ::_exit(127);
-      ::dup2(in[0], 0);
-      ::dup2(log, 1);
-      ::dup2(log, 2);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    log_ = log;
-    ::close(in[0]);
-    stdin_ = in[1];
-    for (auto& a : argv)
-      name_ += (name_.empty() ? "" : " ") + a;
-    if (pid_ < 0) {
-      close_stdin();
-      ::close(log_);
-      throw std::runtime_error("cannot fork for " + name_);
-    }
-  }
+using child = child_process;
 
-  child(const child&) = delete;
-  child& operator=(const child&) = delete;
-
-  ~child() {
-    close_stdin();
-    if (!wait(3s))
-      kill_now();
-    ::close(log_);
-  }
-
-  void close_stdin() {
-    if (stdin_ >= 0)
-      ::close(stdin_);
-    stdin_ = -1;
-  }
-
-  void signal(int sig) {
-    if (pid_ > 0 && !exit_code_)
-      ::kill(pid_, sig);
-  }
-
-  void kill_now() {
-    if (pid_ <= 0 || exit_code_)
-      return;
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    exit_code_ = 128 + SIGKILL;
-  }
-
-  std::optional<int> wait(millis timeout) {
-    if (exit_code_ || pid_ <= 0)
-      return exit_code_;
-    auto deadline = steady::now() + timeout;
-    for (;;) {
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status)
-                                       : 128 + WTERMSIG(status);
-        return exit_code_;
-      }
-      if (steady::now() >= deadline)
-        return std::nullopt;
-      std::this_thread::sleep_for(5ms);
-    }
-  }
-
-  [[nodiscard]] std::string output() const {
-    std::string out;
-    char buf[4096];
-    for (;;) {
-      auto n = ::pread(log_, buf, sizeof(buf), static_cast<off_t>(out.size()));
-      if (n <= 0)
-        return out.size() <= 2000 ? out : "..." + out.substr(out.size() - 2000);
-      out.append(buf, static_cast<size_t>(n));
-    }
-  }
-
-  /// Waits until the output holds `text`; throws when the process exits
-  /// first or on timeout.
-  void wait_for(const std::string& text, millis timeout) {
-    auto deadline = steady::now() + timeout;
-    while (output().find(text) == std::string::npos) {
-      if (auto code = wait(0ms))
-        throw std::runtime_error(fmt::format("'{}' exited with {}:\n{}",
-                                             name_, *code, output()));
-      if (steady::now() >= deadline)
-        throw std::runtime_error(fmt::format("'{}' not ready after {} ms:\n{}",
-                                             name_, timeout.count(),
-                                             output()));
-      std::this_thread::sleep_for(10ms);
-    }
-  }
-
-  [[nodiscard]] const std::string& name() const noexcept {
-    return name_;
-  }
-
-private:
-  pid_t pid_ = -1;
-  int stdin_ = -1;
-  int log_ = -1;
-  std::optional<int> exit_code_;
-  std::string name_;
-};
 
 struct redis_ctx_deleter {
   void operator()(redisContext* c) const noexcept {
@@ -645,7 +513,7 @@ int run_bench_tasks(const tasks_bench_options& opts, std::ostream& out) {
         true));
     }
     for (auto& p : peers)
-      p->wait_for("ready", setup_timeout);
+      static_cast<void>(p->wait_for_line("ready", setup_timeout));
     raw_tasks raw{port};
     std::string why;
     std::vector<double> nova_runs;
