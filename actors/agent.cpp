@@ -362,6 +362,9 @@ void agent::heartbeat() {
   if (ctx_->presence)
     caf::event_based_actor::send(ctx_->presence, heartbeat_atom::value,
                                  make_presence());
+  // A safety net under the notifications, which travel at most once: what
+  // a lost one announced is read by the next heartbeat.
+  read_durable(false);
   delayed_send(this, ctx_->limits.heartbeat_interval, heartbeat_atom::value);
 }
 
@@ -571,8 +574,12 @@ caf::behavior agent::make_behavior() {
   guarded("on_start", [&] { on_start(); });
   if (options_.worker)
     claim_next();
-  // What was sent to this Nova's durable inbox while it was away.
+  // What was sent to this Nova's durable inbox while it was away; and once
+  // more shortly after, for what was written while its subscriptions were
+  // still being set up (the notification found nobody).
   read_durable(true);
+  if (ctx_->durable)
+    delayed_send(this, std::chrono::seconds(1), durable_atom::value);
   return {
     [this](envelope& env) { dispatch(env); },
     // A burst from the gateway, in order.

@@ -224,8 +224,16 @@ void durable_service::run_reader() {
       std::unique_lock guard{read_mtx_};
       read_cv_.wait(guard,
                     [this] { return reader_stopping_ || !to_read_.empty(); });
-      if (reader_stopping_)
+      if (reader_stopping_) {
+        // Settle what the Novas handled, one attempt each: otherwise their
+        // next start hands it out again. Reads nobody waits for any more.
+        auto left = std::move(to_read_);
+        guard.unlock();
+        for (auto& x : left)
+          if (!x.nova && !x.replay)
+            static_cast<void>(store_->ack(x.nova_id, x.acks));
         return;
+      }
       job = std::move(to_read_.front());
       to_read_.pop_front();
     }
