@@ -209,7 +209,6 @@ void durable_service::run_writer() {
       std::vector<caf::actor> woken;
       for (size_t i = 0; i < n && i < ids->size(); ++i)
         notify(batch[i], (*ids)[i], woken);
-      written_.fetch_add(n, std::memory_order_relaxed);
     }
     backlog_.fetch_sub(n, std::memory_order_relaxed);
     batch.clear();

@@ -113,11 +113,6 @@ public:
     return store_ok_.load(std::memory_order_relaxed);
   }
 
-  /// Envelopes written to the store so far.
-  [[nodiscard]] uint64_t written() const noexcept {
-    return written_.load(std::memory_order_relaxed);
-  }
-
 private:
   struct read_job {
     std::string nova_id;
@@ -154,7 +149,6 @@ private:
   std::atomic<size_t> backlog_{0};
   std::atomic<bool> store_ok_{true};
   std::atomic<bool> outage_logged_{false};
-  std::atomic<uint64_t> written_{0};
 
   std::thread writer_;
   std::thread reader_;

@@ -60,14 +60,15 @@ struct finish_line {
 
 class durable_receiver : public agent {
 public:
+  /// `fl->target` is set before the spawn and fixed for the run.
   durable_receiver(caf::actor_config& cfg, agent_init init, finish_line* fl)
-    : agent(cfg, std::move(init)), fl_(fl) {
+    : agent(cfg, std::move(init)), fl_(fl), target_(fl->target) {
     // nop
   }
 
 protected:
   void on_message(const envelope&) override {
-    if (++count_ % 256 != 0 && count_ < target())
+    if (++count_ % 256 != 0 && count_ < target_)
       return;
     {
       std::lock_guard guard{fl_->mtx};
@@ -79,12 +80,8 @@ protected:
   }
 
 private:
-  size_t target() {
-    std::lock_guard guard{fl_->mtx};
-    return fl_->target;
-  }
-
   finish_line* fl_;
+  size_t target_;
   size_t count_ = 0;
 };
 

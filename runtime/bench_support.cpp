@@ -10,11 +10,8 @@
 #include <vector>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "messages/errc.hpp"
@@ -62,76 +59,19 @@ redis_child::redis_child(const std::string& path)
   if (::mkdtemp(tmpl) == nullptr)
     throw std::runtime_error("cannot create a directory for redis-server");
   dir_ = tmpl;
-  char log_tmpl[] = "/tmp/nova-bench-redis-log-XXXXXX";
-  log_ = ::mkostemp(log_tmpl, O_CLOEXEC);
-  if (log_ < 0)
-    throw std::runtime_error("cannot create a log file for redis-server");
-  // Unlinked at once: read through the descriptor, nothing left behind.
-  ::unlink(log_tmpl);
-  std::vector<std::string> argv{path,     "--port",       std::to_string(port_),
-                                "--bind", "127.0.0.1",    "--save",
-                                "",       "--appendonly", "no",
-                                "--dir",  dir_,           "--daemonize",
-                                "no"};
-  std::vector<char*> args;
-  for (auto& a : argv)
-    args.push_back(a.data());
-  args.push_back(nullptr);
-  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  auto parent = ::getpid();
-  pid_ = ::fork();
-  if (pid_ == 0) {
-    // Only async-signal-safe calls until exec.
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent)
-      ::_exit(127);
-    ::dup2(devnull, 0);
-    ::dup2(log_, 1);
-    ::dup2(log_, 2);
-    ::execv(args[0], args.data());
-    ::_exit(127);
-  }
-  ::close(devnull);
-  if (pid_ < 0)
-    throw std::runtime_error("cannot fork for redis-server");
+  proc_ = std::make_unique<child_process>(
+    std::vector<std::string>{path, "--port", std::to_string(port_), "--bind",
+                             "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", dir_, "--daemonize", "no"},
+    false);
 }
 
 redis_child::~redis_child() {
-  if (pid_ > 0 && !exited()) {
-    ::kill(pid_, SIGTERM);
-    auto deadline = steady::now() + 2s;
-    while (!exited() && steady::now() < deadline)
-      std::this_thread::sleep_for(5ms);
-    if (!exited()) {
-      ::kill(pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-    }
-  }
-  if (log_ >= 0)
-    ::close(log_);
+  // SIGTERM, then the child's own bounded wait and SIGKILL.
+  proc_->signal(SIGTERM);
+  proc_.reset();
   std::error_code ec;
   std::filesystem::remove_all(dir_, ec);
-}
-
-bool redis_child::exited() {
-  if (gone_)
-    return true;
-  int status = 0;
-  gone_ = ::waitpid(pid_, &status, WNOHANG) == pid_;
-  return gone_;
-}
-
-std::string redis_child::output() const {
-  std::string out;
-  char buf[4096];
-  for (;;) {
-    auto n = ::pread(log_, buf, sizeof(buf), static_cast<off_t>(out.size()));
-    if (n <= 0)
-      break;
-    out.append(buf, static_cast<size_t>(n));
-  }
-  return out.size() <= 2000 ? out : out.substr(out.size() - 2000);
 }
 
 void redis_child::wait_ready(std::chrono::milliseconds timeout) {

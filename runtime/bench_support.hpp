@@ -218,10 +218,14 @@ public:
     return "redis://127.0.0.1:" + std::to_string(port_);
   }
 
-  bool exited();
+  bool exited() {
+    return proc_->wait(std::chrono::milliseconds(0)).has_value();
+  }
 
   /// The last 2000 bytes the server wrote.
-  [[nodiscard]] std::string output() const;
+  [[nodiscard]] std::string output() const {
+    return proc_->output(2000);
+  }
 
   /// Waits until the server answers (at most `timeout`); throws with its
   /// output if it exits or stays silent.
@@ -234,9 +238,7 @@ public:
 private:
   uint16_t port_;
   std::string dir_;
-  int log_ = -1;
-  pid_t pid_ = -1;
-  bool gone_ = false;
+  std::unique_ptr<child_process> proc_;
 };
 
 } // namespace nova
