@@ -11,7 +11,9 @@ packages=(
   catch2
   libhiredis-dev
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libboost1.81-dev
   nats-server redis-server redis-tools
+  chromium
 )
 
 missing=()
