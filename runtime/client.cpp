@@ -18,6 +18,7 @@
 #include "messages/codec.hpp"
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
+#include "runtime/cli_command.hpp"
 
 namespace nova {
 
@@ -37,38 +38,6 @@ template <class T>
 std::string as_string(const T& x) {
   return std::string{std::string_view{x}};
 }
-
-/// One subcommand's name and streams.
-class command {
-public:
-  command(const char* name, std::ostream& out, std::ostream& err)
-    : name_(name), out_(out), err_(err) {
-    // nop
-  }
-
-  int usage(const std::string& what) {
-    err_ << name_ << ": " << what << '\n';
-    return client_exit::usage;
-  }
-
-  int failure(const std::string& what) {
-    err_ << name_ << ": " << what << '\n';
-    return client_exit::failure;
-  }
-
-  std::ostream& out() {
-    return out_;
-  }
-
-  std::ostream& err() {
-    return err_;
-  }
-
-private:
-  const char* name_;
-  std::ostream& out_;
-  std::ostream& err_;
-};
 
 /// user:secret@host -> ***@host in every URL of a comma-separated list.
 std::string redact(const std::string& urls) {
@@ -136,18 +105,8 @@ caf::error check_sender(const client_options& opts,
   return caf::none;
 }
 
-/// A Nova error's message without its "<code>: " (for messages that name
-/// the problem themselves); `describe` for any other error.
-std::string reason(const caf::error& err) {
-  const auto& ctx = err.context();
-  if (err.category() == errc_category && ctx.size() == 1
-      && ctx.match_element<std::string>(0))
-    return ctx.get_as<std::string>(0);
-  return describe(err);
-}
-
 caf::expected<std::unique_ptr<nats_client>>
-connect(command& cmd, const client_options& opts, const session& s) {
+connect(cli_command& cmd, const client_options& opts, const session& s) {
   auto client = nats_client::connect(s.settings);
   if (!client) {
     // "cannot connect to NATS at <urls>: <why>" -> "<why>"
@@ -209,7 +168,7 @@ void finish_body(const client_options& opts, outgoing& m) {
 }
 
 /// Publishes `m` and waits until the server has it.
-int deliver(command& cmd, const client_options& opts, const session& s,
+int deliver(cli_command& cmd, const client_options& opts, const session& s,
             outgoing m) {
   finish_body(opts, m);
   auto client = connect(cmd, opts, s);
@@ -477,7 +436,7 @@ struct tail_state {
 int client_send(const client_options& opts, const recipient& to,
                 const std::string& payload, std::ostream& out,
                 std::ostream& err) {
-  command cmd{"nova send", out, err};
+  cli_command cmd{"nova send", out, err};
   auto s = prepare(opts);
   if (!s)
     return cmd.usage(reason(s.error()));
@@ -497,7 +456,7 @@ int client_send(const client_options& opts, const recipient& to,
 int client_request(const client_options& opts, const recipient& to,
                    const std::string& payload, std::ostream& out,
                    std::ostream& err) {
-  command cmd{"nova request", out, err};
+  cli_command cmd{"nova request", out, err};
   auto s = prepare(opts);
   if (!s)
     return cmd.usage(reason(s.error()));
@@ -571,7 +530,7 @@ int client_request(const client_options& opts, const recipient& to,
 int client_publish(const client_options& opts, const std::string& subject,
                    const std::string& payload, std::ostream& out,
                    std::ostream& err) {
-  command cmd{"nova pub", out, err};
+  cli_command cmd{"nova pub", out, err};
   auto s = prepare(opts);
   if (!s)
     return cmd.usage(reason(s.error()));
@@ -587,7 +546,7 @@ int client_publish(const client_options& opts, const std::string& subject,
 
 int client_broadcast(const client_options& opts, const std::string& payload,
                      std::ostream& out, std::ostream& err) {
-  command cmd{"nova broadcast", out, err};
+  cli_command cmd{"nova broadcast", out, err};
   auto s = prepare(opts);
   if (!s)
     return cmd.usage(reason(s.error()));
@@ -600,7 +559,7 @@ int client_broadcast(const client_options& opts, const std::string& payload,
 int client_multicast(const client_options& opts, const std::string& group,
                      const std::string& payload, std::ostream& out,
                      std::ostream& err) {
-  command cmd{"nova multicast", out, err};
+  cli_command cmd{"nova multicast", out, err};
   auto s = prepare(opts);
   if (!s)
     return cmd.usage(reason(s.error()));
@@ -616,7 +575,7 @@ int client_multicast(const client_options& opts, const std::string& group,
 
 int client_emergency(const client_options& opts, const std::string& payload,
                      std::ostream& out, std::ostream& err) {
-  command cmd{"nova emergency", out, err};
+  cli_command cmd{"nova emergency", out, err};
   auto s = prepare(opts);
   if (!s)
     return cmd.usage(reason(s.error()));
@@ -628,7 +587,7 @@ int client_emergency(const client_options& opts, const std::string& payload,
 
 int client_sub(const client_options& opts, const sub_options& sub,
                std::ostream& out, std::ostream& err) {
-  command cmd{"nova sub", out, err};
+  cli_command cmd{"nova sub", out, err};
   auto s = prepare(opts);
   if (!s)
     return cmd.usage(reason(s.error()));

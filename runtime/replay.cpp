@@ -13,6 +13,7 @@
 #include "messages/codec.hpp"
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
+#include "runtime/cli_command.hpp"
 
 namespace nova {
 
@@ -317,30 +318,6 @@ std::string next_entry_id(const std::string& id) {
   return std::to_string(*ms) + "-" + std::to_string(*seq + 1);
 }
 
-class command {
-public:
-  command(std::ostream& out, std::ostream& err) : out_(out), err_(err) {
-    // nop
-  }
-
-  int usage(const std::string& what) {
-    err_ << "nova replay: " << what << '\n';
-    return replay_exit::usage;
-  }
-
-  int failure(const std::string& what) {
-    err_ << "nova replay: " << what << '\n';
-    return replay_exit::failure;
-  }
-
-  std::ostream& out() {
-    return out_;
-  }
-
-private:
-  std::ostream& out_;
-  std::ostream& err_;
-};
 
 } // namespace
 
@@ -455,7 +432,7 @@ std::string format_replay_json(const stored_envelope& x) {
 
 int run_replay(const replay_options& opts, std::ostream& out,
                std::ostream& err) {
-  command cmd{out, err};
+  cli_command cmd{"nova replay", out, err};
   if (opts.limit == 0 || opts.limit > max_replay_limit)
     return cmd.usage(fmt::format("--limit must be between 1 and {}",
                                  max_replay_limit));
