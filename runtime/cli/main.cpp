@@ -1,5 +1,5 @@
-// The `nova` command: run a node, talk to Novas over NATS as a client, the
-// demo, and the benchmarks.
+// The `nova` command: run a node, talk to Novas over NATS as a client or to a
+// node over its JSON-RPC, the demo, and the benchmarks.
 #include <iostream>
 #include <optional>
 #include <string>
@@ -20,6 +20,7 @@
 #include "runtime/client.hpp"
 #include "runtime/demo.hpp"
 #include "runtime/node.hpp"
+#include "runtime/ops_client.hpp"
 #include "runtime/replay.hpp"
 
 namespace {
@@ -125,6 +126,27 @@ void add_sender_flags(CLI::App& cmd, nova::client_options& opts,
       ->capture_default_str();
   cmd.add_flag("-v,--verbose", opts.verbose,
                "Also print what was sent (and who replied) to stderr");
+}
+
+/// Adds the flags of the subcommands that call a node's JSON-RPC.
+void add_rpc_flags(CLI::App& cmd, nova::ops_options& opts,
+                   int64_t& timeout_ms) {
+  cmd.add_option("--url", opts.target.url,
+                 "The node's HTTP address (nova node --http): "
+                 "http://host:port[/base]")
+    ->envname("NOVA_HTTP_URL")
+    ->capture_default_str();
+  cmd.add_option("--token", opts.target.token,
+                 "Bearer token, when the node was started with --http-token")
+    ->envname("NOVA_HTTP_TOKEN");
+  cmd.add_option("--timeout-ms", timeout_ms,
+                 "How long to wait for the node's answer")
+    ->capture_default_str()
+    ->check(CLI::PositiveNumber);
+  cmd.add_flag("--json", opts.json,
+               "Print the result as one line of JSON instead of for humans");
+  cmd.footer("Exit codes: 0 done, 1 the node is unreachable, timed out or "
+             "answered with an error, 2 bad input (nothing sent).");
 }
 
 /// `TO PAYLOAD`, or just `PAYLOAD` with `--any CAPABILITY`.
@@ -275,6 +297,71 @@ int main(int argc, char** argv) {
     ->check(CLI::NonNegativeNumber);
   sub_cmd->footer("Prints \"listening on <subject>\" to stderr once the "
                   "server knows the subscription. Ctrl-C exits with 0.");
+
+  // -- JSON-RPC subcommands: talk to a node's HTTP surface ------------------
+  nova::ops_options ops;
+  int64_t ops_timeout_ms = ops.target.timeout.count();
+  std::string rpc_method;
+  std::string rpc_params;
+  auto* rpc_cmd = app.add_subcommand(
+    "rpc", "Call a node's JSON-RPC method and print the result");
+  add_rpc_flags(*rpc_cmd, ops, ops_timeout_ms);
+  rpc_cmd->add_option("method", rpc_method,
+                      "The method, e.g. hub.info, nova.list, tasks.stats")
+    ->required();
+  rpc_cmd->add_option("params", rpc_params,
+                      "The params: a JSON object, e.g. '{\"to\": \"e1\", "
+                      "\"payload\": \"hi\"}'");
+
+  nova::presence_filter presence_filter;
+  auto* presence_cmd = app.add_subcommand(
+    "presence", "List the Novas a node knows with their presence");
+  add_rpc_flags(*presence_cmd, ops, ops_timeout_ms);
+  presence_cmd->add_option("--capability", presence_filter.capability,
+                           "Only Novas with this capability");
+  presence_cmd->add_option("--status", presence_filter.status,
+                           "Only Novas with this status")
+    ->check(CLI::IsMember({"online", "busy", "away", "offline"}));
+
+  auto* tasks_cmd = app.add_subcommand(
+    "tasks", "Enqueue tasks and inspect the task queue through a node");
+  tasks_cmd->require_subcommand(1);
+  nova::enqueue_options enqueue;
+  auto* enqueue_cmd = tasks_cmd->add_subcommand(
+    "enqueue", "Put a task (or --count copies) on the queue; prints its id");
+  add_rpc_flags(*enqueue_cmd, ops, ops_timeout_ms);
+  enqueue_cmd->add_option("type", enqueue.type, "The task type")->required();
+  enqueue_cmd->add_option("payload", enqueue.payload, "The task payload")
+    ->required();
+  enqueue_cmd->add_flag("--payload-json", enqueue.payload_json,
+                        "PAYLOAD is JSON (it travels as application/json), "
+                        "not text");
+  enqueue_cmd->add_option("--priority", enqueue.priority, "The task's lane")
+    ->check(CLI::IsMember({"low", "normal", "high", "urgent"}))
+    ->capture_default_str();
+  enqueue_cmd->add_option("--session", enqueue.session,
+                          "Results go to tasks.results.<session>");
+  enqueue_cmd->add_option("--count", enqueue.count,
+                          "Enqueue this many copies (progress on stderr "
+                          "from 100)")
+    ->capture_default_str()
+    ->check(CLI::Range(size_t{1}, size_t{10'000'000}));
+  auto* stats_cmd = tasks_cmd->add_subcommand(
+    "stats", "Print the queue's lanes and counters");
+  add_rpc_flags(*stats_cmd, ops, ops_timeout_ms);
+  size_t dead_limit = 100;
+  auto* dead_cmd = tasks_cmd->add_subcommand(
+    "dead", "List the dead-letter tasks (failed past their delivery limit)");
+  add_rpc_flags(*dead_cmd, ops, ops_timeout_ms);
+  dead_cmd->add_option("--limit", dead_limit, "Most tasks listed")
+    ->capture_default_str()
+    ->check(CLI::Range(size_t{1}, size_t{100'000}));
+  std::string redrive_id;
+  auto* redrive_cmd = tasks_cmd->add_subcommand(
+    "redrive", "Put dead tasks back on the queue: one by id, else all");
+  add_rpc_flags(*redrive_cmd, ops, ops_timeout_ms);
+  auto* redrive_id_opt = redrive_cmd->add_option(
+    "task_id", redrive_id, "The dead task's id (all dead tasks when left out)");
 
   // -- nova replay: read a durable stream back from the store --------------
   nova::replay_options replay;
@@ -528,5 +615,21 @@ int main(int argc, char** argv) {
     return nova::client_sub(client, sub, out, err);
   if (replay_cmd->parsed())
     return nova::run_replay(replay, out, err);
+  ops.target.timeout = std::chrono::milliseconds(ops_timeout_ms);
+  if (rpc_cmd->parsed())
+    return nova::ops_rpc(ops, rpc_method, rpc_params, out, err);
+  if (presence_cmd->parsed())
+    return nova::ops_presence(ops, presence_filter, out, err);
+  if (enqueue_cmd->parsed())
+    return nova::ops_tasks_enqueue(ops, enqueue, out, err);
+  if (stats_cmd->parsed())
+    return nova::ops_tasks_stats(ops, out, err);
+  if (dead_cmd->parsed())
+    return nova::ops_tasks_dead(ops, dead_limit, out, err);
+  if (redrive_cmd->parsed())
+    return nova::ops_tasks_redrive(
+      ops,
+      redrive_id_opt->count() > 0 ? std::optional{redrive_id} : std::nullopt,
+      out, err);
   return 0;
 }
