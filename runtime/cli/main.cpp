@@ -213,6 +213,8 @@ int main(int argc, char** argv) {
                        "echo, logger, worker (repeatable)");
   node_cmd->add_option("--group", node_groups,
                        "Put every spawned Nova in this group (repeatable)");
+  node_cmd->footer("Exit codes: 0 stopped by SIGINT/SIGTERM, 2 invalid "
+                   "configuration, flag or --spawn.");
 
   // -- client subcommands: talk to a running cluster over NATS -------------
   nova::client_options client;
@@ -388,12 +390,11 @@ int main(int argc, char** argv) {
                        "Print one JSON object per envelope: \"entry\" and "
                        "the envelope in canonical JSON");
   replay_cmd->add_option("--dragonfly-url", replay.dragonfly_url,
-                         "redis://[:password@]host:port[/db] (env "
-                         "DRAGONFLY_URL)")
+                         "redis://[:password@]host:port[/db]")
     ->envname("DRAGONFLY_URL")
     ->capture_default_str();
   replay_cmd->add_option("--prefix", replay.prefix,
-                         "Subject and key prefix (env NOVA_PREFIX)")
+                         "Subject and key prefix")
     ->envname("NOVA_PREFIX")
     ->capture_default_str();
   replay_cmd->footer("Exit codes: 0 done (also when nothing matched), 1 the "
@@ -419,6 +420,7 @@ int main(int argc, char** argv) {
     ->capture_default_str()
     ->check(CLI::Range(0.0, 1.0));
   demo_cmd->add_flag("--json", demo.json, "Print one JSON object");
+  demo_cmd->footer("Exit codes: 0 the simulation completed, 1 it did not.");
 
   // -- nova bench ---------------------------------------------------------
   auto* bench_cmd = app.add_subcommand("bench", "Benchmarks against a "
