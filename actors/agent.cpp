@@ -38,7 +38,9 @@ void reply_handle::then(std::function<void(const envelope&)> on_reply,
                         std::function<void(const caf::error&)> on_error) {
   auto* self = self_;
   hdl_.then(
-    [self, f = std::move(on_reply)](envelope& reply) {
+    [self, f = std::move(on_reply), start = start_](envelope& reply) {
+      self->ctx_->request_latency.record(std::chrono::steady_clock::now()
+                                         - start);
       self->guarded("reply handler", [&] { f(reply); });
     },
     [self, g = std::move(on_error), early = std::move(early_), to = to_,
@@ -69,7 +71,9 @@ agent::agent(caf::actor_config& cfg, agent_init init)
   make_quiet(this, "Nova '" + id_ + "'");
 }
 
-agent::~agent() = default;
+agent::~agent() {
+  ctx_->mailbox_depth.fetch_sub(mailbox_sampled_, std::memory_order_relaxed);
+}
 
 caf::actor agent::resolve(const std::string& id) {
   auto v = ctx_->directory.version();
@@ -95,6 +99,7 @@ caf::error agent::send(const std::string& to, std::string payload,
       dest && payload.size() <= ctx_->limits.max_payload) {
     // The directory only holds valid ids: nothing left to check.
     fill_envelope(env, kind::direct, id_, to, std::move(payload), opts);
+    tap_envelope(*ctx_, env);
     deliver(dest, std::move(env));
   } else {
     if (auto err = make_envelope(*ctx_, env, kind::direct, id_, to,
@@ -359,6 +364,10 @@ void agent::watch_presence() {
 void agent::heartbeat() {
   if (stopped_)
     return;
+  auto depth = static_cast<int64_t>(mailbox().size());
+  ctx_->mailbox_depth.fetch_add(depth - mailbox_sampled_,
+                                std::memory_order_relaxed);
+  mailbox_sampled_ = depth;
   if (ctx_->presence)
     caf::event_based_actor::send(ctx_->presence, heartbeat_atom::value,
                                  make_presence());

@@ -67,7 +67,8 @@ private:
       hdl_(hdl),
       to_(std::move(to)),
       timeout_(timeout),
-      early_(std::move(early)) {
+      early_(std::move(early)),
+      start_(std::chrono::steady_clock::now()) {
     // nop
   }
 
@@ -76,6 +77,7 @@ private:
   std::string to_;
   caf::timespan timeout_;
   caf::error early_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 /// The base of every Nova: a CAF actor with an id, capabilities and groups.
@@ -294,6 +296,8 @@ private:
   presence_status status_ = presence_status::online;
   std::string current_task_;
   int64_t started_at_ = 0;
+  /// Mailbox size at the last heartbeat, counted in `ctx_->mailbox_depth`.
+  int64_t mailbox_sampled_ = 0;
   bool stopped_ = false;
   bool durable_reading_ = false;
   bool durable_again_ = false;

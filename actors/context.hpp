@@ -12,6 +12,7 @@
 #include "actors/bus.hpp"
 #include "actors/counters.hpp"
 #include "actors/directory.hpp"
+#include "actors/tap.hpp"
 
 namespace nova {
 
@@ -58,7 +59,22 @@ struct runtime_context {
   /// False while the presence store (`--store redis`) is unreachable and the
   /// presence monitor answers from memory; health reports `degraded` then.
   std::atomic<bool> presence_store_ok{true};
+  /// Replies to requests made by Novas and through the node, by latency.
+  latency_histogram request_latency;
+  /// Messages waiting in the Novas' mailboxes: each Nova adds what it saw
+  /// at its last heartbeat (a sampled gauge, never read on a hot path).
+  std::atomic<int64_t> mailbox_depth{0};
+  /// Observers of the envelopes this node sends and receives (the HTTP
+  /// feed); set before the first Nova starts, null when nobody can watch.
+  std::shared_ptr<envelope_tap> tap;
 };
+
+/// Hands `env` to the node's observers, if any are watching.
+inline void tap_envelope(runtime_context& ctx, const envelope& env,
+                         std::string_view wire_subject = {}) {
+  if (auto* t = ctx.tap.get(); t != nullptr && t->active())
+    t->observe(env, !wire_subject.empty(), wire_subject);
+}
 
 using context_ptr = std::shared_ptr<runtime_context>;
 

@@ -51,4 +51,27 @@ size_t counters::shard_index() noexcept {
   return idx;
 }
 
+void latency_histogram::record(std::chrono::nanoseconds d) noexcept {
+  auto s = std::chrono::duration<double>(d).count();
+  size_t i = 0;
+  while (i < bounds.size() && s > bounds[i])
+    ++i;
+  counts_[i].fetch_add(1, std::memory_order_relaxed);
+  sum_ns_.fetch_add(static_cast<uint64_t>(d.count() < 0 ? 0 : d.count()),
+                    std::memory_order_relaxed);
+}
+
+latency_histogram::snapshot latency_histogram::read() const noexcept {
+  snapshot r;
+  uint64_t acc = 0;
+  for (size_t i = 0; i < bounds.size(); ++i) {
+    acc += counts_[i].load(std::memory_order_relaxed);
+    r.buckets[i] = acc;
+  }
+  r.count = acc + counts_[bounds.size()].load(std::memory_order_relaxed);
+  r.sum_s = static_cast<double>(sum_ns_.load(std::memory_order_relaxed))
+            / 1e9;
+  return r;
+}
+
 } // namespace nova

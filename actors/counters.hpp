@@ -2,6 +2,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string_view>
 
@@ -77,6 +78,30 @@ private:
   static size_t shard_index() noexcept;
 
   std::array<shard, num_shards> shards_;
+};
+
+/// A latency histogram with fixed buckets (Prometheus style, in seconds),
+/// safe to record into from any thread.
+class latency_histogram {
+public:
+  static constexpr std::array<double, 14> bounds = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   5.0};
+
+  void record(std::chrono::nanoseconds d) noexcept;
+
+  struct snapshot {
+    /// Cumulative counts per bound; `count` is the +Inf bucket.
+    std::array<uint64_t, bounds.size()> buckets{};
+    uint64_t count = 0;
+    double sum_s = 0;
+  };
+
+  [[nodiscard]] snapshot read() const noexcept;
+
+private:
+  std::array<std::atomic<uint64_t>, bounds.size() + 1> counts_{};
+  std::atomic<uint64_t> sum_ns_{0};
 };
 
 } // namespace nova

@@ -624,6 +624,7 @@ struct inbound {
       return false;
     }
     out.kind = k;
+    tap_envelope(*ctx, out, m.subject);
     return true;
   }
 

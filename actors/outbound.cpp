@@ -49,6 +49,7 @@ caf::error make_envelope(runtime_context& ctx, envelope& out, kind k,
                         + std::to_string(ctx.limits.max_payload) + " bytes");
   }
   fill_envelope(out, k, std::move(from), to, std::move(payload), opts);
+  tap_envelope(ctx, out);
   return caf::none;
 }
 

@@ -523,4 +523,167 @@ caf::expected<size_t> durable_store::length(const std::string& stream) {
   return static_cast<size_t>(std::max<int64_t>(*n, 0));
 }
 
+namespace {
+
+/// Appends the decodable entries of an XRANGE/XREVRANGE reply to `out`.
+void collect_entries(const redis_value& r, std::vector<stored_envelope>& out,
+                     const std::string& subject_pattern,
+                     std::atomic<uint64_t>& malformed) {
+  for (auto& e : r.elements) {
+    if (!e.is_array() || e.size() != 2)
+      continue;
+    auto env = decode_entry(e[1]);
+    if (!env) {
+      malformed.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    if (!subject_pattern.empty()
+        && !subject_matches(subject_pattern, env->subject))
+      continue;
+    out.push_back({e[0].str, std::move(*env)});
+  }
+}
+
+} // namespace
+
+caf::expected<std::vector<stored_envelope>>
+durable_store::recent_events(const std::string& subject_pattern, size_t limit,
+                             size_t scan_limit, size_t max_streams) {
+  auto pattern = subject_pattern.empty() ? std::string{">"} : subject_pattern;
+  if (auto err = check_subject(pattern, true))
+    return err;
+  std::vector<stored_envelope> out;
+  if (limit == 0)
+    return out;
+  auto conn = pool_->lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  std::vector<std::string> streams;
+  auto domain = pattern.substr(0, pattern.find('.'));
+  if (domain != "*" && domain != ">") {
+    auto stream = names_.event_stream(domain);
+    if (!stream)
+      return stream.error();
+    streams.push_back(std::move(*stream));
+  } else {
+    auto match = names_.prefix() + ".events.*";
+    std::string cursor = "0";
+    do {
+      auto r = (*conn)->command(
+        {"SCAN", cursor, "MATCH", match, "COUNT", "1000", "TYPE", "stream"});
+      if (!r)
+        return track(std::move(r.error()));
+      if (!r->is_array() || r->size() != 2 || !(*r)[1].is_array())
+        return unexpected_reply("SCAN", *r);
+      cursor = (*r)[0].str;
+      for (auto& k : (*r)[1].elements)
+        if (streams.size() < max_streams)
+          streams.push_back(k.str);
+    } while (cursor != "0" && streams.size() < max_streams);
+  }
+  auto page = std::min(scan_limit, std::max<size_t>(limit, 1));
+  for (const auto& stream : streams) {
+    // Newest first, page by page, until `limit` matches or `scan_limit`.
+    std::vector<stored_envelope> found;
+    std::string end = "+";
+    size_t scanned = 0;
+    while (found.size() < limit && scanned < scan_limit) {
+      auto r = (*conn)->command({"XREVRANGE", stream, end, "-", "COUNT",
+                                 std::to_string(page)});
+      if (!r)
+        return track(std::move(r.error()));
+      if (!r->is_array())
+        return unexpected_reply("XREVRANGE", *r);
+      if (r->size() == 0)
+        break;
+      scanned += r->size();
+      collect_entries(*r, found, pattern, malformed_);
+      auto& last = r->elements.back();
+      if (!last.is_array() || last.size() != 2 || r->size() < page)
+        break;
+      // The entry before the last one read: "(" makes the range exclusive.
+      end = "(" + last[0].str;
+    }
+    if (found.size() > limit)
+      found.resize(limit);
+    out.insert(out.end(), std::make_move_iterator(found.begin()),
+               std::make_move_iterator(found.end()));
+  }
+  // Oldest first, by entry id across streams (ids are times).
+  auto key = [](const stored_envelope& x) {
+    auto dash = x.entry_id.find('-');
+    return std::make_pair(std::stoull(x.entry_id.substr(0, dash)),
+                          std::stoull(x.entry_id.substr(dash + 1)));
+  };
+  std::sort(out.begin(), out.end(),
+            [&](const auto& x, const auto& y) { return key(x) < key(y); });
+  if (out.size() > limit)
+    out.erase(out.begin(), out.end() - static_cast<ptrdiff_t>(limit));
+  return out;
+}
+
+caf::expected<std::vector<stored_envelope>>
+durable_store::pending(const std::string& nova_id, size_t limit) {
+  auto stream = names_.inbox(nova_id);
+  if (!stream)
+    return stream.error();
+  std::vector<stored_envelope> out;
+  if (limit == 0)
+    return out;
+  auto conn = pool_->lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  auto exists = (*conn)->command({"EXISTS", *stream});
+  if (!exists)
+    return track(std::move(exists.error()));
+  if (auto n = exists->as_int(); !n || *n == 0)
+    return out;
+  // Where the group stands: its last delivered id (none: all is new).
+  std::string last = "0-0";
+  auto groups = (*conn)->command({"XINFO", "GROUPS", *stream});
+  if (!groups)
+    return track(std::move(groups.error()));
+  for (auto& g : groups->elements) {
+    std::string name;
+    std::string delivered;
+    for (size_t i = 0; i + 1 < g.size(); i += 2) {
+      if (g[i].str == "name")
+        name = g[i + 1].str;
+      else if (g[i].str == "last-delivered-id")
+        delivered = g[i + 1].str;
+    }
+    if (name == group() && !delivered.empty())
+      last = delivered;
+  }
+  // Delivered, not acked.
+  if (last != "0-0") {
+    auto pel = (*conn)->command({"XPENDING", *stream, group(), "-", "+",
+                                 std::to_string(limit)});
+    if (!pel)
+      return track(std::move(pel.error()));
+    std::vector<std::vector<std::string>> reads;
+    for (auto& p : pel->elements)
+      if (p.is_array() && p.size() >= 1)
+        reads.push_back({"XRANGE", *stream, p[0].str, p[0].str});
+    if (!reads.empty()) {
+      auto rs = (*conn)->pipeline(reads);
+      if (!rs)
+        return track(std::move(rs.error()));
+      for (auto& r : *rs)
+        if (r.is_array())
+          collect_entries(r, out, {}, malformed_);
+    }
+  }
+  // Not yet delivered.
+  if (out.size() < limit) {
+    auto r = (*conn)->command({"XRANGE", *stream, "(" + last, "+", "COUNT",
+                               std::to_string(limit - out.size())});
+    if (!r)
+      return track(std::move(r.error()));
+    if (r->is_array())
+      collect_entries(*r, out, {}, malformed_);
+  }
+  return out;
+}
+
 } // namespace nova

@@ -181,6 +181,21 @@ public:
   replay(const std::string& stream, const std::string& from,
          const std::string& subject_pattern = {}, size_t limit = 1000);
 
+  /// The newest `limit` envelopes of the event streams whose subject
+  /// matches `subject_pattern` (NATS wildcards over `<domain>.<action>`),
+  /// oldest first. A literal domain reads one stream; a wildcard domain
+  /// finds the event streams with SCAN (at most `max_streams`). Reads at
+  /// most `scan_limit` entries per stream, newest first (XREVRANGE).
+  [[nodiscard]] caf::expected<std::vector<stored_envelope>>
+  recent_events(const std::string& subject_pattern, size_t limit,
+                size_t scan_limit = 10'000, size_t max_streams = 100);
+
+  /// What waits for `nova_id` in its durable inbox, without taking it:
+  /// entries delivered and not acked, then entries not yet delivered to
+  /// the group; at most `limit`, oldest first.
+  [[nodiscard]] caf::expected<std::vector<stored_envelope>>
+  pending(const std::string& nova_id, size_t limit);
+
   /// Trims `stream` to about `max_len` (`MAXLEN ~`) and, with `max_age`,
   /// drops every entry older than that exactly (`MINID`); returns how many
   /// entries went.

@@ -88,6 +88,10 @@ caf::expected<config> config::from_env() {
     cfg.prefix = v;
   if (auto v = get("NOVA_LOG_LEVEL"))
     cfg.log_level = v;
+  if (auto v = get("NOVA_HTTP"))
+    cfg.http.address = v;
+  if (auto v = get("NOVA_HTTP_TOKEN"))
+    cfg.http.token = v;
   if (auto v = get("NOVA_HEARTBEAT_MS")) {
     auto ms = parse_uint("NOVA_HEARTBEAT_MS", v);
     if (!ms)
@@ -201,6 +205,24 @@ void config::add_flags(CLI::App& app) {
       std::chrono::duration_cast<std::chrono::milliseconds>(
         limits.task_timeout)
         .count()));
+  app.add_option("--http", http.address,
+                 "Serve JSON-RPC, /health, /metrics, /ws and the dashboard "
+                 "on HOST:PORT (port 0: any free port) (env NOVA_HTTP)");
+  app.add_option("--http-token", http.token,
+                 "Require 'Authorization: Bearer TOKEN' on HTTP requests "
+                 "(env NOVA_HTTP_TOKEN)");
+  app.add_option("--http-max-body", http.max_body,
+                 "Largest HTTP request body in bytes")
+    ->capture_default_str();
+  app.add_option("--rpc-max-batch", http.rpc_max_batch,
+                 "Most calls in one JSON-RPC batch")
+    ->capture_default_str();
+  app.add_option("--rpc-max-depth", http.rpc_max_depth,
+                 "Deepest JSON nesting accepted by /rpc")
+    ->capture_default_str();
+  app.add_option("--ws-queue", http.ws_queue,
+                 "Frames queued per WebSocket client before drops")
+    ->capture_default_str();
   app.add_option("--log-level", log_level,
                  "trace|debug|info|warn|error|off (env NOVA_LOG_LEVEL)")
     ->capture_default_str();
@@ -226,6 +248,22 @@ caf::error config::validate() const {
   if (limits.delivery_limit == 0)
     return make_error(errc::invalid_argument,
                       "the delivery limit must be at least 1");
+  if (!http.address.empty()) {
+    auto colon = http.address.rfind(':');
+    if (colon == std::string::npos || colon == 0
+        || colon + 1 == http.address.size()
+        || http.address.find_first_not_of("0123456789", colon + 1)
+             != std::string::npos
+        || std::stoul(http.address.substr(colon + 1).substr(0, 6)) > 65535)
+      return make_error(errc::invalid_argument,
+                        "--http '" + http.address
+                          + "' is not HOST:PORT (e.g. 127.0.0.1:8080)");
+  }
+  if (http.max_body == 0 || http.rpc_max_batch == 0 || http.rpc_max_depth == 0
+      || http.ws_queue == 0 || http.workers == 0)
+    return make_error(errc::invalid_argument,
+                      "HTTP limits (--http-max-body, --rpc-max-batch, "
+                      "--rpc-max-depth, --ws-queue) must be positive");
   return caf::none;
 }
 

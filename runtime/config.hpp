@@ -24,6 +24,21 @@ enum class store_kind { memory, redis };
 
 [[nodiscard]] const char* to_string(store_kind x) noexcept;
 
+/// The node's HTTP surface (docs/http.md): off while `address` is empty.
+struct http_config {
+  /// `host:port`; port 0 picks a free one.
+  std::string address;
+  /// When set, requests need `Authorization: Bearer <token>`.
+  std::string token;
+  size_t max_body = 1024 * 1024;
+  size_t rpc_max_batch = 100;
+  size_t rpc_max_depth = 64;
+  /// Frames queued per WebSocket client before it loses some.
+  size_t ws_queue = 1024;
+  /// Threads that run JSON-RPC calls that wait (requests, store reads).
+  size_t workers = 4;
+};
+
 /// A node's configuration. Defaults, then environment variables, then
 /// command-line flags, each overriding the one before.
 struct config {
@@ -54,10 +69,11 @@ struct config {
   /// How long shutdown waits for mailboxes to drain before it stops Novas.
   caf::timespan drain_timeout = std::chrono::seconds(10);
   std::string log_level = "info";
+  nova::http_config http;
 
   /// Reads NOVA_NODE_ID, MESSAGE_BUS, NOVA_STORE, NATS_URL, DRAGONFLY_URL,
-  /// NOVA_PREFIX,
-  /// NOVA_HEARTBEAT_MS, NOVA_MAX_PAYLOAD, NOVA_LOG_LEVEL over the defaults.
+  /// NOVA_PREFIX, NOVA_HEARTBEAT_MS, NOVA_MAX_PAYLOAD, NOVA_LOG_LEVEL,
+  /// NOVA_HTTP and NOVA_HTTP_TOKEN over the defaults.
   /// An invalid value is an error naming the variable.
   [[nodiscard]] static caf::expected<config> from_env();
 

@@ -21,6 +21,7 @@
 #include "cluster/naming.hpp"
 #include "cluster/presence_store.hpp"
 #include "cluster/redis_client.hpp"
+#include "runtime/http_server.hpp"
 #include "actors/task_queue_actor.hpp"
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
@@ -101,6 +102,10 @@ node::node(config cfg) : cfg_(std::move(cfg)) {
   ctx_ = std::make_shared<runtime_context>();
   ctx_->node_id = cfg_.node_id;
   ctx_->limits = cfg_.limits;
+  // The HTTP feed watches envelopes from the start; it must be in place
+  // before any Nova or gateway thread reads the context.
+  if (!cfg_.http.address.empty())
+    ctx_->tap = http_server::make_feed(cfg_.prefix);
   // Cluster-wide presence lives next to the task queue, over the same pool.
   std::shared_ptr<presence_store> presences;
   if (cfg_.store == store_kind::redis) {
@@ -160,6 +165,20 @@ node::node(config cfg) : cfg_(std::move(cfg)) {
   }
   if (::pipe2(wake_fds_, O_CLOEXEC) != 0)
     throw std::runtime_error("cannot create the node's wake pipe");
+  if (!cfg_.http.address.empty()) {
+    try {
+      http_ = std::make_unique<http_server>(*this, cfg_.http, ctx_->tap);
+    } catch (const std::exception& e) {
+      shutdown();
+      throw std::invalid_argument(e.what());
+    }
+    spdlog::info("node '{}': http listening on http://{}", cfg_.node_id,
+                 http_->address());
+  }
+}
+
+std::string node::http_address() const {
+  return http_ ? http_->address() : std::string{};
 }
 
 node::~node() {
@@ -293,8 +312,14 @@ caf::expected<envelope> node::request(const std::string& to,
       std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
   caf::scoped_actor self{*system_};
   caf::expected<envelope> result{caf::error{}};
+  auto start = std::chrono::steady_clock::now();
   self->request(dest, timeout, request_atom::value, std::move(env))
-    .receive([&](envelope& reply) { result = std::move(reply); },
+    .receive(
+      [&](envelope& reply) {
+        ctx_->request_latency.record(std::chrono::steady_clock::now()
+                                     - start);
+        result = std::move(reply);
+      },
              [&](caf::error& err) {
                if (err == caf::sec::request_timeout) {
                  ctx_->stats.add(counter::request_timeouts);
@@ -477,6 +502,8 @@ void node::shutdown() {
     return;
   down_ = true;
   ctx_->accepting.store(false, std::memory_order_release);
+  if (http_)
+    http_->stop();
   auto novas = ctx_->directory.all();
   {
     caf::scoped_actor self{*system_};

@@ -19,6 +19,7 @@
 namespace nova {
 
 struct stream_task_queue_health;
+class http_server;
 
 /// How a node is doing, for health checks.
 struct node_health {
@@ -142,6 +143,9 @@ public:
     return *system_;
   }
 
+  /// `host:port` the HTTP surface serves on (`config::http`), or empty.
+  [[nodiscard]] std::string http_address() const;
+
   /// Blocks until SIGINT, SIGTERM or `request_shutdown`, then shuts down.
   /// Returns the process exit code.
   int run();
@@ -171,6 +175,7 @@ private:
   std::unique_ptr<caf::actor_system> system_;
   context_ptr ctx_;
   std::shared_ptr<stream_task_queue_health> task_health_;
+  std::unique_ptr<http_server> http_;
   bool down_ = false;
   std::atomic<bool> running_{false};
   int wake_fds_[2] = {-1, -1};
