@@ -357,7 +357,7 @@ int main(int argc, char** argv) {
   add_rpc_flags(*dead_cmd, ops, ops_timeout_ms);
   dead_cmd->add_option("--limit", dead_limit, "Most tasks listed")
     ->capture_default_str()
-    ->check(CLI::Range(size_t{1}, size_t{100'000}));
+    ->check(CLI::Range(size_t{1}, size_t{10'000}));
   std::string redrive_id;
   auto* redrive_cmd = tasks_cmd->add_subcommand(
     "redrive", "Put dead tasks back on the queue: one by id, else all");
