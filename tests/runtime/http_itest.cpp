@@ -462,3 +462,34 @@ TEST_CASE("a WebSocket client naming a Nova gets its pending durable "
   REQUIRE(e);
   CHECK((*e)["envelopes"].empty());
 }
+
+TEST_CASE("with the store, bus.subscribe lists durable events from the event "
+          "streams and the node's real-time events, newest last",
+          "[http]") {
+  nova::testing::redis_server redis;
+  auto cfg = served_config();
+  cfg.store = store_kind::redis;
+  cfg.dragonfly_url = redis.url();
+  cfg.prefix = nova::testing::fresh_prefix();
+  node n{cfg};
+  auto port = port_of(n.http_address());
+  send_options durable;
+  durable.durable = true;
+  REQUIRE_FALSE(n.publish("orders.paid", "d1", durable));
+  REQUIRE_FALSE(n.publish("users.left", "d2", durable));
+  REQUIRE_FALSE(n.publish("orders.new", "r1"));
+  // The durable ones reach their streams through the writer thread.
+  REQUIRE(eventually(
+    [&] {
+      return rpc(port, "bus.subscribe", {{"subject", ">"}})["result"]["count"]
+             == 3;
+    },
+    std::chrono::seconds(10)));
+  auto orders = rpc(port, "bus.subscribe", {{"subject", "orders.*"}});
+  REQUIRE(orders["result"]["count"] == 2);
+  CHECK(orders["result"]["events"][0]["payload"] == "d1");
+  CHECK(orders["result"]["events"][1]["payload"] == "r1");
+  auto last = rpc(port, "bus.subscribe", {{"subject", ">"}, {"limit", 1}});
+  REQUIRE(last["result"]["count"] == 1);
+  CHECK(last["result"]["events"][0]["subject"] == "orders.new");
+}
