@@ -26,7 +26,7 @@ TEST_CASE("the error response has a null id and the code", "[http]") {
   CHECK(r["error"]["message"] == "bad");
 }
 
-TEST_CASE("--http must be HOST:PORT and the HTTP limits positive", "[http]") {
+TEST_CASE("the HTTP address must be HOST:PORT and the HTTP limits positive", "[http]") {
   config cfg;
   cfg.http.address = "127.0.0.1:8080";
   CHECK_FALSE(cfg.validate());
