@@ -207,6 +207,25 @@ async function main() {
     if (strays.length) fail(`with filter events.> the tail still shows: ${strays.join(', ')}`);
     log(`filter events.> leaves ${subjects.length} event rows only`);
 
+    // Pause holds new rows back (and counts them); resume shows them.
+    await page.click('#pause');
+    await rpc(base, 'bus.publish', { topic: 'orders.paused', payload: { order: 43 } });
+    await waitUntil(page, () => /1 new/.test(document.querySelector('#pause')?.textContent || ''),
+                    null, 'the pause button to count one held event');
+    if (await page.$('#events tbody tr[data-subject="events.orders.paused"]'))
+      fail('a row appeared while the tail was paused');
+    await page.click('#pause');
+    await waitFor(page, '#events tbody tr[data-subject="events.orders.paused"]',
+                  'the held event after resuming');
+    log('pause holds rows back, resume shows them');
+
+    // Some traffic over a few seconds, so the plot has a line to draw.
+    for (let i = 0; i < 12; i++) {
+      await rpc(base, 'nova.send', { to: 'alice', payload: { n: i } });
+      await rpc(base, 'bus.publish', { topic: 'orders.updated', payload: { order: 42, step: i } });
+      await new Promise((r) => setTimeout(r, 250));
+    }
+
     // The rate plot: a drawn canvas.
     await waitFor(page, '#rate canvas', 'the rate plot canvas', 'visible');
     const plot = await page.$eval('#rate canvas', (c) => {
@@ -221,6 +240,9 @@ async function main() {
     await waitUntil(page, () => Number(document.querySelector('#kpi-sent')?.textContent.replace(/\D/g, '')) > 0,
                     null, 'the sent counter to count the traffic');
     log(`rate plot drawn (${plot.w}x${plot.h})`);
+    const after = await page.$$eval('#events tbody tr', (rows) => rows.map((r) => r.dataset.subject));
+    const late = after.filter((s) => !s || !s.startsWith('events.'));
+    if (late.length) fail(`with filter events.> later traffic still showed: ${late.join(', ')}`);
 
     if (pageErrors.length) fail(`the page logged errors:\n${pageErrors.join('\n')}`);
 
