@@ -207,7 +207,13 @@ void config::add_flags(CLI::App& app) {
         .count()));
   app.add_option("--http", http.address,
                  "Serve JSON-RPC, /health, /metrics, /ws and the dashboard "
-                 "on HOST:PORT (port 0: any free port) (env NOVA_HTTP)");
+                 "on HOST:PORT (port 0: any free port; default for nova "
+                 "node: "
+                   + std::string{default_http_address}
+                   + ", skipped with a warning when taken) (env NOVA_HTTP)");
+  app.add_flag("--no-http", http.off,
+               "Serve no HTTP at all (nova node serves on "
+               + std::string{default_http_address} + " unless told)");
   app.add_option("--http-token", http.token,
                  "Require 'Authorization: Bearer TOKEN' on HTTP requests "
                  "(env NOVA_HTTP_TOKEN)");

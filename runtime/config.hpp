@@ -37,7 +37,15 @@ struct http_config {
   size_t ws_queue = 1024;
   /// Threads that run JSON-RPC calls that wait (requests, store reads).
   size_t workers = 4;
+  /// When the address cannot be bound, log a warning and run without HTTP
+  /// instead of refusing to start (`nova node`'s default address).
+  bool optional = false;
+  /// `--no-http`: no HTTP surface, whatever the defaults say.
+  bool off = false;
 };
+
+/// Where `nova node` serves HTTP when neither `--http` nor `NOVA_HTTP` says.
+constexpr const char* default_http_address = "127.0.0.1:8080";
 
 /// A node's configuration. Defaults, then environment variables, then
 /// command-line flags, each overriding the one before.

@@ -168,12 +168,17 @@ node::node(config cfg) : cfg_(std::move(cfg)) {
   if (!cfg_.http.address.empty()) {
     try {
       http_ = std::make_unique<http_server>(*this, cfg_.http, ctx_->tap);
+      spdlog::info("node '{}': http listening on http://{}", cfg_.node_id,
+                   http_->address());
     } catch (const std::exception& e) {
-      shutdown();
-      throw std::invalid_argument(e.what());
+      if (!cfg_.http.optional) {
+        shutdown();
+        throw std::invalid_argument(e.what());
+      }
+      spdlog::warn("node '{}': {}; running without HTTP (choose another "
+                   "address with --http HOST:PORT)",
+                   cfg_.node_id, e.what());
     }
-    spdlog::info("node '{}': http listening on http://{}", cfg_.node_id,
-                 http_->address());
   }
 }
 

@@ -317,16 +317,32 @@ void rpc_service::add_methods() {
     auto limit = uint_param(p, "limit", 50, 1000);
     if (auto err = check_subject(pattern, true))
       fail(err);
-    json events = json::array();
+    // Durable events from the streams, and what this node saw in real time
+    // (events are only written to the streams when sent durable).
+    std::vector<envelope> found;
     if (n.context().durable) {
       auto stored = value_or_fail(
         n.context().durable->store()->recent_events(pattern, limit));
       for (auto& s : stored)
-        events.push_back(event_json(s.env));
-    } else if (hooks_.recent_events) {
-      for (auto& env : hooks_.recent_events(pattern, limit))
-        events.push_back(event_json(env));
+        found.push_back(std::move(s.env));
     }
+    if (hooks_.recent_events)
+      for (auto& env : hooks_.recent_events(pattern, limit))
+        found.push_back(std::move(env));
+    std::stable_sort(found.begin(), found.end(),
+                     [](const envelope& x, const envelope& y) {
+                       return x.created_at < y.created_at;
+                     });
+    std::vector<msg_id> seen;
+    json events = json::array();
+    for (auto i = found.rbegin(); i != found.rend() && events.size() < limit;
+         ++i) {
+      if (std::find(seen.begin(), seen.end(), i->id) != seen.end())
+        continue;
+      seen.push_back(i->id);
+      events.push_back(event_json(*i));
+    }
+    std::reverse(events.begin(), events.end());
     auto count = events.size();
     return json{{"events", std::move(events)}, {"count", count}};
   };

@@ -559,6 +559,12 @@ int main(int argc, char** argv) {
       std::cerr << "nova node: " << nova::describe(env_cfg.error()) << "\n";
       return 2;
     }
+    if (cfg.http.off) {
+      cfg.http.address.clear();
+    } else if (cfg.http.address.empty()) {
+      cfg.http.address = nova::default_http_address;
+      cfg.http.optional = true;
+    }
     return run_node(cfg, spawns, node_groups);
   }
   if (demo_cmd->parsed()) {
