@@ -141,6 +141,9 @@ TEST_CASE("a request across nodes times out with a clear error", "[gateway]") {
   node b{nats_config("node-b", srv.url(), pfx)};
   REQUIRE(b.spawn<slow_replier>("sloth"));
   REQUIRE(knows(a, "sloth"));
+  // Presence can arrive before the server has the inbox subscription of
+  // the other node's connection: one answered request proves it has.
+  REQUIRE(a.request("sloth", "warm-up", 5s));
   auto r = a.request("sloth", "x", 100ms);
   REQUIRE(!r);
   CHECK(is(r.error(), errc::request_timeout));
