@@ -561,6 +561,9 @@ struct redis_connection::impl {
                                      name, c->errstr));
     // Best effort: finds a dead peer on a connection idle for long.
     static_cast<void>(redisEnableKeepAlive(c.get()));
+    // Keep the reply buffer: by default hiredis frees it whenever it is
+    // empty and over 16 KiB, so every batch reply would allocate it again.
+    c->reader->maxbuf = 0;
     ctx = std::move(c);
     auto step = [this](std::vector<std::string> argv,
                        std::string_view what) -> caf::error {
