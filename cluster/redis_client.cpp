@@ -99,6 +99,32 @@ timeval to_timeval(caf::timespan x) noexcept {
   return tv;
 }
 
+// Appends the RESP form of `argv` to `out`, as hiredis formats a command
+// but without growing an sds argument by argument (hot for pipelines and
+// scripts of thousands of arguments).
+void append_command(std::string& out, const std::vector<std::string>& argv) {
+  char num[24];
+  auto head = [&](char tag, size_t n) {
+    out.push_back(tag);
+    auto r = std::to_chars(num, num + sizeof num, n);
+    out.append(num, r.ptr);
+    out.append("\r\n", 2);
+  };
+  head('*', argv.size());
+  for (auto& arg : argv) {
+    head('$', arg.size());
+    out.append(arg);
+    out.append("\r\n", 2);
+  }
+}
+
+size_t command_bytes(const std::vector<std::string>& argv) {
+  size_t n = 16;
+  for (auto& arg : argv)
+    n += arg.size() + 16;
+  return n;
+}
+
 redis_value to_value(const redisReply& r) {
   redis_value out;
   switch (r.type) {
@@ -519,21 +545,17 @@ struct redis_connection::impl {
   // One command on a live context; error replies come back as values.
   caf::expected<redis_value> roundtrip(const std::vector<std::string>& argv,
                                        caf::timespan timeout) {
-    std::vector<const char*> ptrs;
-    std::vector<size_t> lens;
-    ptrs.reserve(argv.size());
-    lens.reserve(argv.size());
-    for (auto& arg : argv) {
-      ptrs.push_back(arg.data());
-      lens.push_back(arg.size());
-    }
+    std::string buf;
+    buf.reserve(command_bytes(argv));
+    append_command(buf, argv);
     void* raw = nullptr;
     int saved_errno = 0;
     {
       sigpipe_guard guard;
       errno = 0;
-      raw = redisCommandArgv(ctx.get(), static_cast<int>(argv.size()),
-                             ptrs.data(), lens.data());
+      if (redisAppendFormattedCommand(ctx.get(), buf.data(), buf.size())
+          == REDIS_OK)
+        static_cast<void>(redisGetReply(ctx.get(), &raw));
       saved_errno = errno;
     }
     if (raw == nullptr)
@@ -710,22 +732,18 @@ redis_connection::pipeline(const std::vector<std::vector<std::string>>& cmds) {
   auto& x = *impl_;
   if (auto err = x.ensure())
     return err;
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
   // Formats into hiredis' output buffer only; the first redisGetReply
   // writes it all.
-  for (auto& argv : cmds) {
-    ptrs.clear();
-    lens.clear();
-    for (auto& arg : argv) {
-      ptrs.push_back(arg.data());
-      lens.push_back(arg.size());
-    }
-    if (redisAppendCommandArgv(x.ctx.get(), static_cast<int>(argv.size()),
-                               ptrs.data(), lens.data())
-        != REDIS_OK)
-      return x.fail_io("a pipeline", x.settings.command_timeout, errno);
-  }
+  size_t bytes = 0;
+  for (auto& argv : cmds)
+    bytes += command_bytes(argv);
+  std::string buf;
+  buf.reserve(bytes);
+  for (auto& argv : cmds)
+    append_command(buf, argv);
+  if (redisAppendFormattedCommand(x.ctx.get(), buf.data(), buf.size())
+      != REDIS_OK)
+    return x.fail_io("a pipeline", x.settings.command_timeout, errno);
   out.reserve(cmds.size());
   sigpipe_guard guard;
   for (size_t i = 0; i < cmds.size(); ++i) {
