@@ -84,8 +84,8 @@ private:
 /// envelopes appended to the streams of the wire contract (`<prefix>.inbox.<id>`,
 /// `<prefix>.broadcast.all`, `<prefix>.group.<g>`, `<prefix>.events.<domain>`,
 /// `<prefix>.emergency`), each entry holding the protobuf envelope in the
-/// field `envelope` plus plain `id`, `from`, `kind` and `subject` fields for
-/// `redis-cli`.
+/// field `envelope` plus plain `id`, `from`, `kind` and (when set) `subject`
+/// fields for `redis-cli`.
 ///
 /// A Nova catches up from its inbox through the consumer group
 /// `<prefix>.durable` (created on first read, from the start of the stream),

@@ -148,6 +148,22 @@ TEST_CASE("an appended envelope reads back whole with plain id, from, kind "
   CHECK(must(f.store->length("nova.inbox.bob")) == 1);
 }
 
+TEST_CASE("an envelope without a subject is stored without a subject field "
+          "and reads back whole") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  auto env = direct("alice", "bob");
+  env.subject.clear();
+  must(f.store->append(env));
+  auto r = f.cmd({"XRANGE", "nova.inbox.bob", "-", "+"});
+  REQUIRE(r.size() == 1);
+  CHECK_FALSE(field(r[0][1], "subject"));
+  CHECK(field(r[0][1], "kind") == std::string{"direct"});
+  auto xs = must(f.store->pending_and_new("bob", 10));
+  REQUIRE(xs.size() == 1);
+  CHECK(xs[0].env == env);
+}
+
 TEST_CASE("envelopes of each kind go to the stream of the wire contract") {
   NOVA_REQUIRE_REDIS_SERVER();
   fixture f;
