@@ -97,18 +97,18 @@ caf::expected<envelope> decode_entry(const redis_value& fields) {
 
 dedup_window::dedup_window(size_t capacity)
   : ring_(std::max<size_t>(capacity, 1)) {
-  set_.reserve(ring_.size());
+  set_.reserve(ring_.size() + 1);
 }
 
 bool dedup_window::seen_before(const msg_id& id) {
   if (id.empty())
     return false;
-  if (set_.count(id) > 0)
+  // One lookup for the common case, a new id; the oldest goes after.
+  if (!set_.insert(id).second)
     return true;
-  if (set_.size() == ring_.size())
+  if (set_.size() > ring_.size())
     set_.erase(ring_[next_]);
   ring_[next_] = id;
-  set_.insert(id);
   next_ = (next_ + 1) % ring_.size();
   return false;
 }
