@@ -215,6 +215,23 @@ void durable_service::run_writer() {
   }
 }
 
+void durable_service::take_acks(read_job& job) {
+  // Acks settle entries whose handlers ran, so they may go earlier than
+  // queued, and together: one XACK, sent with the read when `job` reads.
+  auto same = [&](const read_job& x) {
+    return !x.nova && !x.replay && x.nova_id == job.nova_id;
+  };
+  for (auto i = to_read_.begin(); i != to_read_.end();) {
+    if (!same(*i)) {
+      ++i;
+      continue;
+    }
+    job.acks.insert(job.acks.end(), std::make_move_iterator(i->acks.begin()),
+                    std::make_move_iterator(i->acks.end()));
+    i = to_read_.erase(i);
+  }
+}
+
 void durable_service::run_reader() {
   auto delay = settings_.retry_min;
   for (;;) {
@@ -229,12 +246,14 @@ void durable_service::run_reader() {
         auto left = std::move(to_read_);
         guard.unlock();
         for (auto& x : left)
-          if (!x.nova && !x.replay)
+          if (!x.replay && !x.acks.empty())
             static_cast<void>(store_->ack(x.nova_id, x.acks));
         return;
       }
       job = std::move(to_read_.front());
       to_read_.pop_front();
+      if (!job.replay)
+        take_acks(job);
     }
     if (job.replay) {
       // One attempt: the caller decides whether to ask again.
@@ -252,7 +271,7 @@ void durable_service::run_reader() {
         err = std::move(r.error());
     } else {
       auto r = store_->pending_and_new(job.nova_id, settings_.batch, nullptr,
-                                       job.with_pending);
+                                       job.with_pending, job.acks);
       if (r) {
         bool more = r->size() >= settings_.batch;
         caf::anon_send(job.nova, durable_atom::value, std::move(*r), more);

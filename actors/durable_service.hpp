@@ -118,13 +118,16 @@ private:
     std::string nova_id;
     caf::actor nova;      // invalid for an ack
     bool with_pending = false;
-    std::vector<std::string> acks;
+    std::vector<std::string> acks; // for a read: acked with it
     std::optional<replay_query> replay; // set for a replay
     uint64_t token = 0;
   };
 
   void run_writer();
   void run_reader();
+  // Moves the acks of `job`'s Nova waiting in `to_read_` into `job`.
+  // Requires `read_mtx_`.
+  void take_acks(read_job& job);
   void notify(const envelope& env, const std::string& entry_id,
               std::vector<caf::actor>& woken);
   void failed(const caf::error& err, const char* what);

@@ -294,11 +294,33 @@ durable_store::append_batch(const std::vector<envelope>& envs) {
 caf::expected<redis_value>
 durable_store::read_group(redis_connection& conn, const std::string& stream,
                           const std::string& consumer, size_t count,
-                          const char* from) {
+                          const char* from,
+                          const std::vector<std::string>& acks) {
   std::vector<std::string> argv{"XREADGROUP", "GROUP", group(), consumer,
                                 "COUNT",      std::to_string(count),
                                 "STREAMS",    stream,  from};
-  auto r = conn.command(argv);
+  caf::expected<redis_value> r{redis_value{}};
+  if (acks.empty()) {
+    r = conn.command(argv);
+  } else {
+    // The acks travel in the read's round trip. An XACK error can only be
+    // NOGROUP (nothing was pending); the read reports it too.
+    std::vector<std::vector<std::string>> cmds{{"XACK", stream, group()}};
+    cmds[0].insert(cmds[0].end(), acks.begin(), acks.end());
+    if (settings_.delete_on_ack) {
+      cmds.push_back({"XDEL", stream});
+      cmds[1].insert(cmds[1].end(), acks.begin(), acks.end());
+    }
+    cmds.push_back(argv);
+    auto rs = conn.pipeline(cmds);
+    if (!rs)
+      return track(std::move(rs.error()));
+    auto& x = rs->back();
+    if (x.is_error())
+      r = x.as_error();
+    else
+      r = std::move(x);
+  }
   if (!r && is_nogroup(r.error())) {
     // From the start: what arrived while the Nova never read is its backlog.
     auto c = conn.command({"XGROUP", "CREATE", stream, group(), "0",
@@ -315,7 +337,8 @@ durable_store::read_group(redis_connection& conn, const std::string& stream,
 caf::expected<std::vector<stored_envelope>>
 durable_store::pending_and_new(const std::string& nova_id, size_t count,
                                std::vector<malformed_entry>* malformed,
-                               bool with_pending) {
+                               bool with_pending,
+                               const std::vector<std::string>& acks) {
   auto stream = names_.inbox(nova_id);
   if (!stream)
     return std::move(stream.error());
@@ -328,12 +351,16 @@ durable_store::pending_and_new(const std::string& nova_id, size_t count,
   std::vector<malformed_entry> bad;
   std::vector<std::string> gone;
   size_t taken = 0;
+  bool acked = false;
   for (const char* from : {"0", ">"}) {
     if (taken >= count)
       break;
     if (!with_pending && from[0] == '0')
       continue;
-    auto r = read_group(**conn, *stream, nova_id, count - taken, from);
+    // The acks go with the first read.
+    auto r = read_group(**conn, *stream, nova_id, count - taken, from,
+                        acked ? std::vector<std::string>{} : acks);
+    acked = true;
     if (!r)
       return std::move(r.error());
     if (r->is_nil())
