@@ -64,7 +64,7 @@ class durable_service {
 public:
   struct settings {
     /// Envelopes per XADD pipeline and entries per catch-up read.
-    size_t batch = 512;
+    size_t batch = 2048;
     /// Envelopes that may wait for the store before `append` fails.
     size_t capacity = 100'000;
     caf::timespan retry_min = std::chrono::milliseconds(100);
