@@ -129,7 +129,7 @@ void durable_service::recovered() {
 }
 
 void durable_service::notify(const envelope& env, const std::string& entry_id,
-                             std::vector<caf::actor>& woken) {
+                             std::vector<std::string>& woken) {
   switch (env.kind) {
     case kind::broadcast:
     case kind::multicast:
@@ -143,11 +143,13 @@ void durable_service::notify(const envelope& env, const std::string& entry_id,
     default:
       break;
   }
+  // One wake-up per local receiver and batch; most of a batch usually goes
+  // to few receivers, so this spares a directory lookup per envelope.
+  if (std::find(woken.begin(), woken.end(), env.to) != woken.end())
+    return;
   if (auto dest = ctx_->directory.find(env.to)) {
-    if (std::find(woken.begin(), woken.end(), dest) == woken.end()) {
-      woken.push_back(dest);
-      caf::anon_send(dest, durable_atom::value);
-    }
+    woken.push_back(env.to);
+    caf::anon_send(dest, durable_atom::value);
   } else if (ctx_->bus && ctx_->bus->knows(env.to)) {
     auto copy = env;
     copy.headers[durable_header] = entry_id;
@@ -206,7 +208,7 @@ void durable_service::run_writer() {
       ctx_->stats.add(counter::dead_letters, n);
     } else {
       recovered();
-      std::vector<caf::actor> woken;
+      std::vector<std::string> woken;
       for (size_t i = 0; i < n && i < ids->size(); ++i)
         notify(batch[i], (*ids)[i], woken);
     }

@@ -128,8 +128,9 @@ private:
   // Moves the acks of `job`'s Nova waiting in `to_read_` into `job`.
   // Requires `read_mtx_`.
   void take_acks(read_job& job);
+  // `woken`: the ids of the local receivers woken for this batch.
   void notify(const envelope& env, const std::string& entry_id,
-              std::vector<caf::actor>& woken);
+              std::vector<std::string>& woken);
   void failed(const caf::error& err, const char* what);
   void recovered();
   caf::timespan next_delay(caf::timespan current) const;
