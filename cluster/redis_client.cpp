@@ -9,7 +9,9 @@
 #include <climits>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <mutex>
@@ -19,6 +21,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <fmt/format.h>
@@ -484,6 +487,9 @@ struct redis_connection::impl {
   // Script text -> SHA1 the server reported when loading it.
   std::unordered_map<std::string, std::string> scripts;
   std::minstd_rand rng{std::random_device{}()};
+  // The commands of the call in progress, in RESP; kept between calls so
+  // that a batch does not allocate (and fault in) its buffer again.
+  std::string wbuf;
 
   explicit impl(redis_settings s)
     : settings(std::move(s)), name(where(settings)) {
@@ -542,19 +548,48 @@ struct redis_connection::impl {
     return make_error(code, std::move(msg));
   }
 
+  // Sends `wbuf` on the socket itself: hiredis would first copy it into
+  // an output buffer of its own, allocated anew for every call. That buffer
+  // stays empty, so redisGetReply only reads. A failure is recorded on the
+  // context as hiredis records its own (`fail_io` reads it).
+  bool send_wbuf() {
+    size_t done = 0;
+    while (done < wbuf.size()) {
+      auto n = ::send(ctx->fd, wbuf.data() + done, wbuf.size() - done,
+                      MSG_NOSIGNAL);
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      auto saved_errno = errno;
+      ctx->err = REDIS_ERR_IO;
+      std::snprintf(ctx->errstr, sizeof(ctx->errstr), "%s",
+                    n == 0 ? "send wrote nothing" : std::strerror(errno));
+      errno = saved_errno;
+      return false;
+    }
+    // A huge batch once should not pin its buffer for good.
+    if (wbuf.capacity() > max_kept_wbuf)
+      std::string{}.swap(wbuf);
+    return true;
+  }
+
+  static constexpr size_t max_kept_wbuf = 4 * 1024 * 1024;
+
   // One command on a live context; error replies come back as values.
   caf::expected<redis_value> roundtrip(const std::vector<std::string>& argv,
                                        caf::timespan timeout) {
-    std::string buf;
-    buf.reserve(command_bytes(argv));
-    append_command(buf, argv);
+    wbuf.clear();
+    wbuf.reserve(command_bytes(argv));
+    append_command(wbuf, argv);
     void* raw = nullptr;
     int saved_errno = 0;
     {
       sigpipe_guard guard;
       errno = 0;
-      if (redisAppendFormattedCommand(ctx.get(), buf.data(), buf.size())
-          == REDIS_OK)
+      if (send_wbuf())
         static_cast<void>(redisGetReply(ctx.get(), &raw));
       saved_errno = errno;
     }
@@ -732,20 +767,19 @@ redis_connection::pipeline(const std::vector<std::vector<std::string>>& cmds) {
   auto& x = *impl_;
   if (auto err = x.ensure())
     return err;
-  // Formats into hiredis' output buffer only; the first redisGetReply
-  // writes it all.
+  // All commands go out in one write; then the replies are read in order.
   size_t bytes = 0;
   for (auto& argv : cmds)
     bytes += command_bytes(argv);
-  std::string buf;
-  buf.reserve(bytes);
+  x.wbuf.clear();
+  x.wbuf.reserve(bytes);
   for (auto& argv : cmds)
-    append_command(buf, argv);
-  if (redisAppendFormattedCommand(x.ctx.get(), buf.data(), buf.size())
-      != REDIS_OK)
+    append_command(x.wbuf, argv);
+  sigpipe_guard guard;
+  errno = 0;
+  if (!x.send_wbuf())
     return x.fail_io("a pipeline", x.settings.command_timeout, errno);
   out.reserve(cmds.size());
-  sigpipe_guard guard;
   for (size_t i = 0; i < cmds.size(); ++i) {
     void* raw = nullptr;
     errno = 0;
