@@ -500,6 +500,10 @@ void agent::read_durable(bool with_pending) {
 
 void agent::on_durable(std::vector<stored_envelope>& batch, bool more) {
   durable_reading_ = false;
+  // A full batch: the store reads the next one while the handlers run (it
+  // reads new entries only; this batch is acked after its handlers).
+  if (more)
+    read_durable(false);
   if (!batch.empty()) {
     if (!dedup_)
       dedup_ = std::make_unique<dedup_window>(ctx_->limits.dedup_window);
@@ -518,7 +522,7 @@ void agent::on_durable(std::vector<stored_envelope>& batch, bool more) {
     // After the handlers ran: at-least-once.
     ctx_->durable->ack(id_, std::move(entries));
   }
-  if (more || durable_again_)
+  if (durable_again_)
     read_durable(false);
 }
 

@@ -129,7 +129,7 @@ void durable_service::recovered() {
 }
 
 void durable_service::notify(const envelope& env, const std::string& entry_id,
-                             std::vector<caf::actor>& woken) {
+                             std::vector<std::string>& woken) {
   switch (env.kind) {
     case kind::broadcast:
     case kind::multicast:
@@ -143,11 +143,13 @@ void durable_service::notify(const envelope& env, const std::string& entry_id,
     default:
       break;
   }
+  // One wake-up per local receiver and batch; most of a batch usually goes
+  // to few receivers, so this spares a directory lookup per envelope.
+  if (std::find(woken.begin(), woken.end(), env.to) != woken.end())
+    return;
   if (auto dest = ctx_->directory.find(env.to)) {
-    if (std::find(woken.begin(), woken.end(), dest) == woken.end()) {
-      woken.push_back(dest);
-      caf::anon_send(dest, durable_atom::value);
-    }
+    woken.push_back(env.to);
+    caf::anon_send(dest, durable_atom::value);
   } else if (ctx_->bus && ctx_->bus->knows(env.to)) {
     auto copy = env;
     copy.headers[durable_header] = entry_id;
@@ -206,12 +208,29 @@ void durable_service::run_writer() {
       ctx_->stats.add(counter::dead_letters, n);
     } else {
       recovered();
-      std::vector<caf::actor> woken;
+      std::vector<std::string> woken;
       for (size_t i = 0; i < n && i < ids->size(); ++i)
         notify(batch[i], (*ids)[i], woken);
     }
     backlog_.fetch_sub(n, std::memory_order_relaxed);
     batch.clear();
+  }
+}
+
+void durable_service::take_acks(read_job& job) {
+  // Acks settle entries whose handlers ran, so they may go earlier than
+  // queued, and together: one XACK, sent with the read when `job` reads.
+  auto same = [&](const read_job& x) {
+    return !x.nova && !x.replay && x.nova_id == job.nova_id;
+  };
+  for (auto i = to_read_.begin(); i != to_read_.end();) {
+    if (!same(*i)) {
+      ++i;
+      continue;
+    }
+    job.acks.insert(job.acks.end(), std::make_move_iterator(i->acks.begin()),
+                    std::make_move_iterator(i->acks.end()));
+    i = to_read_.erase(i);
   }
 }
 
@@ -229,12 +248,14 @@ void durable_service::run_reader() {
         auto left = std::move(to_read_);
         guard.unlock();
         for (auto& x : left)
-          if (!x.nova && !x.replay)
+          if (!x.replay && !x.acks.empty())
             static_cast<void>(store_->ack(x.nova_id, x.acks));
         return;
       }
       job = std::move(to_read_.front());
       to_read_.pop_front();
+      if (!job.replay)
+        take_acks(job);
     }
     if (job.replay) {
       // One attempt: the caller decides whether to ask again.
@@ -252,7 +273,7 @@ void durable_service::run_reader() {
         err = std::move(r.error());
     } else {
       auto r = store_->pending_and_new(job.nova_id, settings_.batch, nullptr,
-                                       job.with_pending);
+                                       job.with_pending, job.acks);
       if (r) {
         bool more = r->size() >= settings_.batch;
         caf::anon_send(job.nova, durable_atom::value, std::move(*r), more);

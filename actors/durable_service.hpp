@@ -64,7 +64,7 @@ class durable_service {
 public:
   struct settings {
     /// Envelopes per XADD pipeline and entries per catch-up read.
-    size_t batch = 512;
+    size_t batch = 2048;
     /// Envelopes that may wait for the store before `append` fails.
     size_t capacity = 100'000;
     caf::timespan retry_min = std::chrono::milliseconds(100);
@@ -118,15 +118,19 @@ private:
     std::string nova_id;
     caf::actor nova;      // invalid for an ack
     bool with_pending = false;
-    std::vector<std::string> acks;
+    std::vector<std::string> acks; // for a read: acked with it
     std::optional<replay_query> replay; // set for a replay
     uint64_t token = 0;
   };
 
   void run_writer();
   void run_reader();
+  // Moves the acks of `job`'s Nova waiting in `to_read_` into `job`.
+  // Requires `read_mtx_`.
+  void take_acks(read_job& job);
+  // `woken`: the ids of the local receivers woken for this batch.
   void notify(const envelope& env, const std::string& entry_id,
-              std::vector<caf::actor>& woken);
+              std::vector<std::string>& woken);
   void failed(const caf::error& err, const char* what);
   void recovered();
   caf::timespan next_delay(caf::timespan current) const;

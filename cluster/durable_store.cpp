@@ -97,18 +97,18 @@ caf::expected<envelope> decode_entry(const redis_value& fields) {
 
 dedup_window::dedup_window(size_t capacity)
   : ring_(std::max<size_t>(capacity, 1)) {
-  set_.reserve(ring_.size());
+  set_.reserve(ring_.size() + 1);
 }
 
 bool dedup_window::seen_before(const msg_id& id) {
   if (id.empty())
     return false;
-  if (set_.count(id) > 0)
+  // One lookup for the common case, a new id; the oldest goes after.
+  if (!set_.insert(id).second)
     return true;
-  if (set_.size() == ring_.size())
+  if (set_.size() > ring_.size())
     set_.erase(ring_[next_]);
   ring_[next_] = id;
-  set_.insert(id);
   next_ = (next_ + 1) % ring_.size();
   return false;
 }
@@ -225,8 +225,13 @@ durable_store::prepare(const envelope& env,
   xadd = {"XADD",    *stream,     "MAXLEN",         "~",
           std::to_string(settings_.max_len),         "*",
           "envelope", encode(env), "id",             env.id.str(),
-          "from",    env.from,    "kind",           to_string(env.kind),
-          "subject", env.subject};
+          "from",    env.from,    "kind",           to_string(env.kind)};
+  // Direct sends mostly have none; every field costs the server time on
+  // each write and read.
+  if (!env.subject.empty()) {
+    xadd.emplace_back("subject");
+    xadd.push_back(env.subject);
+  }
   return stream;
 }
 
@@ -289,11 +294,33 @@ durable_store::append_batch(const std::vector<envelope>& envs) {
 caf::expected<redis_value>
 durable_store::read_group(redis_connection& conn, const std::string& stream,
                           const std::string& consumer, size_t count,
-                          const char* from) {
+                          const char* from,
+                          const std::vector<std::string>& acks) {
   std::vector<std::string> argv{"XREADGROUP", "GROUP", group(), consumer,
                                 "COUNT",      std::to_string(count),
                                 "STREAMS",    stream,  from};
-  auto r = conn.command(argv);
+  caf::expected<redis_value> r{redis_value{}};
+  if (acks.empty()) {
+    r = conn.command(argv);
+  } else {
+    // The acks travel in the read's round trip. An XACK error can only be
+    // NOGROUP (nothing was pending); the read reports it too.
+    std::vector<std::vector<std::string>> cmds{{"XACK", stream, group()}};
+    cmds[0].insert(cmds[0].end(), acks.begin(), acks.end());
+    if (settings_.delete_on_ack) {
+      cmds.push_back({"XDEL", stream});
+      cmds[1].insert(cmds[1].end(), acks.begin(), acks.end());
+    }
+    cmds.push_back(argv);
+    auto rs = conn.pipeline(cmds);
+    if (!rs)
+      return track(std::move(rs.error()));
+    auto& x = rs->back();
+    if (x.is_error())
+      r = x.as_error();
+    else
+      r = std::move(x);
+  }
   if (!r && is_nogroup(r.error())) {
     // From the start: what arrived while the Nova never read is its backlog.
     auto c = conn.command({"XGROUP", "CREATE", stream, group(), "0",
@@ -310,7 +337,8 @@ durable_store::read_group(redis_connection& conn, const std::string& stream,
 caf::expected<std::vector<stored_envelope>>
 durable_store::pending_and_new(const std::string& nova_id, size_t count,
                                std::vector<malformed_entry>* malformed,
-                               bool with_pending) {
+                               bool with_pending,
+                               const std::vector<std::string>& acks) {
   auto stream = names_.inbox(nova_id);
   if (!stream)
     return std::move(stream.error());
@@ -323,12 +351,16 @@ durable_store::pending_and_new(const std::string& nova_id, size_t count,
   std::vector<malformed_entry> bad;
   std::vector<std::string> gone;
   size_t taken = 0;
+  bool acked = false;
   for (const char* from : {"0", ">"}) {
     if (taken >= count)
       break;
     if (!with_pending && from[0] == '0')
       continue;
-    auto r = read_group(**conn, *stream, nova_id, count - taken, from);
+    // The acks go with the first read.
+    auto r = read_group(**conn, *stream, nova_id, count - taken, from,
+                        acked ? std::vector<std::string>{} : acks);
+    acked = true;
     if (!r)
       return std::move(r.error());
     if (r->is_nil())

@@ -84,8 +84,8 @@ private:
 /// envelopes appended to the streams of the wire contract (`<prefix>.inbox.<id>`,
 /// `<prefix>.broadcast.all`, `<prefix>.group.<g>`, `<prefix>.events.<domain>`,
 /// `<prefix>.emergency`), each entry holding the protobuf envelope in the
-/// field `envelope` plus plain `id`, `from`, `kind` and `subject` fields for
-/// `redis-cli`.
+/// field `envelope` plus plain `id`, `from`, `kind` and (when set) `subject`
+/// fields for `redis-cli`.
 ///
 /// A Nova catches up from its inbox through the consumer group
 /// `<prefix>.durable` (created on first read, from the start of the stream),
@@ -154,10 +154,12 @@ public:
   /// in `malformed()`. Entries deleted while pending are acked and skipped.
   /// Without `with_pending` only new entries are read (one round trip less,
   /// for a consumer that acks everything it was given before asking again).
+  /// `acks` are acked (as `ack` does) first, in the same round trip.
   [[nodiscard]] caf::expected<std::vector<stored_envelope>>
   pending_and_new(const std::string& nova_id, size_t count,
                   std::vector<malformed_entry>* malformed = nullptr,
-                  bool with_pending = true);
+                  bool with_pending = true,
+                  const std::vector<std::string>& acks = {});
 
   /// Acks entries of `nova_id`'s inbox (and deletes them with
   /// `delete_on_ack`); returns how many were pending.
@@ -243,10 +245,12 @@ private:
                                       bool exact = false) const;
 
   // One XREADGROUP on `conn`, creating the group once on NOGROUP.
+  // With `acks`, an XACK of them goes in the same round trip.
   caf::expected<redis_value> read_group(redis_connection& conn,
                                         const std::string& stream,
                                         const std::string& consumer,
-                                        size_t count, const char* from);
+                                        size_t count, const char* from,
+                                        const std::vector<std::string>& acks);
 
   caf::error track(caf::error err);
 

@@ -9,7 +9,9 @@
 #include <climits>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <mutex>
@@ -19,6 +21,7 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <fmt/format.h>
@@ -97,6 +100,32 @@ timeval to_timeval(caf::timespan x) noexcept {
   tv.tv_sec = static_cast<time_t>(ms / 1000);
   tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
   return tv;
+}
+
+// Appends the RESP form of `argv` to `out`, as hiredis formats a command
+// but without growing an sds argument by argument (hot for pipelines and
+// scripts of thousands of arguments).
+void append_command(std::string& out, const std::vector<std::string>& argv) {
+  char num[24];
+  auto head = [&](char tag, size_t n) {
+    out.push_back(tag);
+    auto r = std::to_chars(num, num + sizeof num, n);
+    out.append(num, r.ptr);
+    out.append("\r\n", 2);
+  };
+  head('*', argv.size());
+  for (auto& arg : argv) {
+    head('$', arg.size());
+    out.append(arg);
+    out.append("\r\n", 2);
+  }
+}
+
+size_t command_bytes(const std::vector<std::string>& argv) {
+  size_t n = 16;
+  for (auto& arg : argv)
+    n += arg.size() + 16;
+  return n;
 }
 
 redis_value to_value(const redisReply& r) {
@@ -458,6 +487,9 @@ struct redis_connection::impl {
   // Script text -> SHA1 the server reported when loading it.
   std::unordered_map<std::string, std::string> scripts;
   std::minstd_rand rng{std::random_device{}()};
+  // The commands of the call in progress, in RESP; kept between calls so
+  // that a batch does not allocate (and fault in) its buffer again.
+  std::string wbuf;
 
   explicit impl(redis_settings s)
     : settings(std::move(s)), name(where(settings)) {
@@ -516,24 +548,49 @@ struct redis_connection::impl {
     return make_error(code, std::move(msg));
   }
 
+  // Sends `wbuf` on the socket itself: hiredis would first copy it into
+  // an output buffer of its own, allocated anew for every call. That buffer
+  // stays empty, so redisGetReply only reads. A failure is recorded on the
+  // context as hiredis records its own (`fail_io` reads it).
+  bool send_wbuf() {
+    size_t done = 0;
+    while (done < wbuf.size()) {
+      auto n = ::send(ctx->fd, wbuf.data() + done, wbuf.size() - done,
+                      MSG_NOSIGNAL);
+      if (n > 0) {
+        done += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      auto saved_errno = errno;
+      ctx->err = REDIS_ERR_IO;
+      std::snprintf(ctx->errstr, sizeof(ctx->errstr), "%s",
+                    n == 0 ? "send wrote nothing" : std::strerror(errno));
+      errno = saved_errno;
+      return false;
+    }
+    // A huge batch once should not pin its buffer for good.
+    if (wbuf.capacity() > max_kept_wbuf)
+      std::string{}.swap(wbuf);
+    return true;
+  }
+
+  static constexpr size_t max_kept_wbuf = 4 * 1024 * 1024;
+
   // One command on a live context; error replies come back as values.
   caf::expected<redis_value> roundtrip(const std::vector<std::string>& argv,
                                        caf::timespan timeout) {
-    std::vector<const char*> ptrs;
-    std::vector<size_t> lens;
-    ptrs.reserve(argv.size());
-    lens.reserve(argv.size());
-    for (auto& arg : argv) {
-      ptrs.push_back(arg.data());
-      lens.push_back(arg.size());
-    }
+    wbuf.clear();
+    wbuf.reserve(command_bytes(argv));
+    append_command(wbuf, argv);
     void* raw = nullptr;
     int saved_errno = 0;
     {
       sigpipe_guard guard;
       errno = 0;
-      raw = redisCommandArgv(ctx.get(), static_cast<int>(argv.size()),
-                             ptrs.data(), lens.data());
+      if (send_wbuf())
+        static_cast<void>(redisGetReply(ctx.get(), &raw));
       saved_errno = errno;
     }
     if (raw == nullptr)
@@ -561,6 +618,9 @@ struct redis_connection::impl {
                                      name, c->errstr));
     // Best effort: finds a dead peer on a connection idle for long.
     static_cast<void>(redisEnableKeepAlive(c.get()));
+    // Keep the reply buffer: by default hiredis frees it whenever it is
+    // empty and over 16 KiB, so every batch reply would allocate it again.
+    c->reader->maxbuf = 0;
     ctx = std::move(c);
     auto step = [this](std::vector<std::string> argv,
                        std::string_view what) -> caf::error {
@@ -707,24 +767,19 @@ redis_connection::pipeline(const std::vector<std::vector<std::string>>& cmds) {
   auto& x = *impl_;
   if (auto err = x.ensure())
     return err;
-  std::vector<const char*> ptrs;
-  std::vector<size_t> lens;
-  // Formats into hiredis' output buffer only; the first redisGetReply
-  // writes it all.
-  for (auto& argv : cmds) {
-    ptrs.clear();
-    lens.clear();
-    for (auto& arg : argv) {
-      ptrs.push_back(arg.data());
-      lens.push_back(arg.size());
-    }
-    if (redisAppendCommandArgv(x.ctx.get(), static_cast<int>(argv.size()),
-                               ptrs.data(), lens.data())
-        != REDIS_OK)
-      return x.fail_io("a pipeline", x.settings.command_timeout, errno);
-  }
-  out.reserve(cmds.size());
+  // All commands go out in one write; then the replies are read in order.
+  size_t bytes = 0;
+  for (auto& argv : cmds)
+    bytes += command_bytes(argv);
+  x.wbuf.clear();
+  x.wbuf.reserve(bytes);
+  for (auto& argv : cmds)
+    append_command(x.wbuf, argv);
   sigpipe_guard guard;
+  errno = 0;
+  if (!x.send_wbuf())
+    return x.fail_io("a pipeline", x.settings.command_timeout, errno);
+  out.reserve(cmds.size());
   for (size_t i = 0; i < cmds.size(); ++i) {
     void* raw = nullptr;
     errno = 0;

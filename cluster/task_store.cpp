@@ -34,33 +34,34 @@ constexpr size_t max_script_batch = 512;
 // run atomically, so "in this order" below is about what a reader of the
 // script (or MONITOR) sees, and about what survives a script error half way.
 
-// A batch of tasks. The known key is set first: a done task's known key
-// lives as long as its done record, so EXISTS done is only needed to word
-// a refusal. Each lane's length is read once per batch; no MAXLEN on the
-// XADD: this length check is what bounds a lane.
-// KEYS: stats, then per task: lane, known, done
+// A batch of tasks. The id record is the one key per task id: `queued`
+// from enqueue on, `done` once a delivery completed. Each lane's length is
+// read once per batch; no MAXLEN on the XADD: this length check is what
+// bounds a lane.
+// KEYS: stats, then per task: lane, id record
 // ARGV: max_len, known_ttl, then per task: task bytes, id, type, session,
 //       priority
-// Returns per task the new entry id, or 'full', 'done' or 'known'.
+// Returns per task 1 (added), or 'full', 'done' or 'known'.
 const std::string enqueue_lua = R"lua(
 local max_len = tonumber(ARGV[1])
 local lens = {}
 local out = {}
 local added = 0
-for i = 1, (#KEYS - 1) / 3 do
-  local lane, known, done = KEYS[3 * i - 1], KEYS[3 * i], KEYS[3 * i + 1]
+for i = 1, (#KEYS - 1) / 2 do
+  local lane, known = KEYS[2 * i], KEYS[2 * i + 1]
   local a = 2 + (i - 1) * 5
   local len = lens[lane]
   if not len then len = redis.call('XLEN', lane) end
   if len >= max_len then
     out[i] = 'full'
   elseif not redis.call('SET', known, 'queued', 'NX', 'PX', ARGV[2]) then
-    if redis.call('EXISTS', done) == 1 then out[i] = 'done'
+    if redis.call('GET', known) == 'done' then out[i] = 'done'
     else out[i] = 'known' end
   else
-    out[i] = redis.call('XADD', lane, '*', 'task', ARGV[a + 1],
+    redis.call('XADD', lane, '*', 'task', ARGV[a + 1],
       'id', ARGV[a + 2], 'type', ARGV[a + 3], 'session', ARGV[a + 4],
       'priority', ARGV[a + 5], 'attempts', '0')
+    out[i] = 1
     len = len + 1
     added = added + 1
   end
@@ -98,10 +99,11 @@ end
 return {0, pos}
 )lua";
 
-// A batch of completions. SET NX of the done record decides: the first
-// delivery of a task to complete writes its result; later ones are only
-// acked. Acks and deletes go out once per lane.
-// KEYS: stats, then per task: lane, done, known, results (the stats key
+// A batch of completions. Turning the id record to `done` decides (SET
+// ... GET returns what it was): the first delivery of a task to complete
+// writes its result; later ones are only acked. Acks and deletes go out
+// once per lane.
+// KEYS: stats, then per task: lane, id record, results (the stats key
 //       again for a task without a session: nothing is written to it)
 // ARGV: group, done_ttl, results_max_len, results_ttl, then per task:
 //       entry, worker, result bytes, task id, attempts, has results (1/0)
@@ -113,13 +115,11 @@ local lanes = {}
 local touched = {}
 local seen = {}
 local done = 0
-for i = 1, (#KEYS - 1) / 4 do
-  local k = 1 + (i - 1) * 4
-  local lane, dkey, known, results = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3],
-                                     KEYS[k + 4]
+for i = 1, (#KEYS - 1) / 3 do
+  local k = 1 + (i - 1) * 3
+  local lane, known, results = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
   local a = 4 + (i - 1) * 6
-  if redis.call('SET', dkey, ARGV[a + 2], 'NX', 'PX', ARGV[2]) then
-    redis.call('PEXPIRE', known, ARGV[2])
+  if redis.call('SET', known, 'done', 'PX', ARGV[2], 'GET') ~= 'done' then
     if ARGV[a + 6] == '1' then
       redis.call('XADD', results, 'MAXLEN', '~', ARGV[3], '*',
         'result', ARGV[a + 3], 'task_id', ARGV[a + 4], 'status', 'done',
@@ -155,7 +155,7 @@ return out
 // (0); an entry no longer pending was taken over and finished by a newer
 // delivery, so this one changes nothing (-1).
 const std::string fail_head_lua = R"lua(
-if redis.call('EXISTS', KEYS[3]) == 1 then
+if redis.call('GET', KEYS[3]) == 'done' then
   redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
   redis.call('XDEL', KEYS[1], ARGV[2])
   return 0
@@ -165,7 +165,7 @@ if type(p) ~= 'table' or p.err or #p == 0 then return -1 end
 )lua";
 
 // The retry waits in the delayed set before the entry goes.
-// KEYS: lane, delayed, done, stats. ARGV: group, entry, due ms, member
+// KEYS: lane, delayed, id record, stats. ARGV: group, entry, due ms, member
 const std::string retry_lua = fail_head_lua + R"lua(
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
@@ -176,7 +176,7 @@ return 1
 
 // XADD to the dead letters BEFORE the XACK of the original: whatever stops
 // the script half way, the task is never only gone.
-// KEYS: lane, dead, done, stats[, results]
+// KEYS: lane, dead, id record, stats[, results]
 // ARGV: group, entry, task bytes, id, reason, attempts, type, session,
 //       priority, dead_max_len, result bytes, worker, results_max_len,
 //       results_ttl
@@ -235,11 +235,11 @@ return 1
 
 // ZREM decides which promoter moves a member: only one of several nodes
 // promoting at once gets 1.
-// KEYS: delayed, lane, done. ARGV: member (the task bytes), id, type,
+// KEYS: delayed, lane, id record. ARGV: member (the task bytes), id, type,
 // session, priority, attempts
 const std::string promote_lua = R"lua(
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+if redis.call('GET', KEYS[3]) == 'done' then return -1 end
 redis.call('XADD', KEYS[2], '*', 'task', ARGV[1], 'id', ARGV[2],
   'type', ARGV[3], 'session', ARGV[4], 'priority', ARGV[5],
   'attempts', ARGV[6])
@@ -282,11 +282,11 @@ return out
 )lua";
 
 // XDEL decides which caller redrives: only one of several gets 1.
-// KEYS: dead, lane, known, done. ARGV: dead entry, task bytes, id, type,
+// KEYS: dead, lane, id record. ARGV: dead entry, task bytes, id, type,
 // session, priority, known_ttl
 const std::string redrive_lua = R"lua(
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+if redis.call('GET', KEYS[3]) == 'done' then return -1 end
 redis.call('XADD', KEYS[2], '*', 'task', ARGV[2], 'id', ARGV[3],
   'type', ARGV[4], 'session', ARGV[5], 'priority', ARGV[6],
   'attempts', 0)
@@ -400,10 +400,6 @@ task_store::make(std::shared_ptr<redis_pool> pool, naming names, settings s) {
 }
 
 // -- keys ---------------------------------------------------------------------
-
-std::string task_store::done_key(const std::string& task_id) const {
-  return names_.prefix() + ".tasks.done." + task_id;
-}
 
 std::string task_store::known_key(const std::string& task_id) const {
   return names_.prefix() + ".tasks.known." + task_id;
@@ -519,7 +515,6 @@ task_store::enqueue_many(std::vector<task> ts) {
     t.attempts = 0;
     keys.push_back(names_.task_lane(t.priority));
     keys.push_back(known_key(t.id));
-    keys.push_back(done_key(t.id));
     args.push_back(encode(t));
     args.push_back(t.id);
     args.push_back(t.type);
@@ -759,7 +754,7 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
                                   ms_arg(settings_.done_ttl),
                                   std::to_string(settings_.results_max_len),
                                   ms_arg(settings_.results_ttl)};
-    keys.reserve(1 + 4 * (last - first));
+    keys.reserve(1 + 3 * (last - first));
     args.reserve(4 + 6 * (last - first));
     for (size_t i = first; i < last; ++i) {
       const auto& t = xs[i].claim.task;
@@ -773,7 +768,6 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
       r.attempts = t.attempts;
       r.completed_at = now;
       keys.push_back(names_.task_lane(xs[i].claim.lane));
-      keys.push_back(done_key(t.id));
       keys.push_back(known_key(t.id));
       keys.push_back(t.session.empty() ? stats_key()
                                        : *names_.task_results(t.session));
@@ -799,10 +793,10 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
 caf::expected<bool> task_store::is_done(const std::string& task_id) {
   if (auto err = check_id(task_id, "task id"))
     return err;
-  auto n = int_of(pool_->command({"EXISTS", done_key(task_id)}));
-  if (!n)
-    return track(std::move(n.error()));
-  return *n == 1;
+  auto r = pool_->command({"GET", known_key(task_id)});
+  if (!r)
+    return track(std::move(r.error()));
+  return r->t == redis_value::type::string && r->str == "done";
 }
 
 caf::expected<task_store::failure>
@@ -818,7 +812,7 @@ task_store::bury_task(redis_connection& conn, const claimed_task& c, task t,
   r.attempts = t.attempts;
   r.completed_at = now_ms();
   std::vector<std::string> keys{names_.task_lane(c.lane), names_.tasks_dead(),
-                                done_key(t.id), stats_key()};
+                                known_key(t.id), stats_key()};
   if (!t.session.empty()) {
     auto results = names_.task_results(t.session);
     if (!results)
@@ -859,7 +853,7 @@ task_store::fail(const claimed_task& c, const std::string& reason,
   auto due = now_ms + to_ms(backoff(t.attempts));
   auto n = int_of((*conn)->eval(retry_lua,
                                 {names_.task_lane(c.lane), delayed_key(),
-                                 done_key(t.id), stats_key()},
+                                 known_key(t.id), stats_key()},
                                 {names_.workers_group(), c.entry_id,
                                  std::to_string(due), encode(t)}));
   if (!n)
@@ -922,7 +916,7 @@ caf::expected<size_t> task_store::promote_due(int64_t now_ms) {
         auto args = entry_fields(*t, m);
         x = (*conn)->eval(promote_lua,
                           {delayed_key(), names_.task_lane(t->priority),
-                           done_key(t->id)},
+                           known_key(t->id)},
                           args);
       }
       if (!x)
@@ -1078,7 +1072,7 @@ caf::expected<size_t> task_store::redrive(const std::string& task_id) {
       auto n = int_of((*conn)->eval(redrive_lua,
                                     {names_.tasks_dead(),
                                      names_.task_lane(t->priority),
-                                     known_key(t->id), done_key(t->id)},
+                                     known_key(t->id)},
                                     args));
       if (!n)
         return track(std::move(n.error()));

@@ -282,8 +282,8 @@ public:
     return names_;
   }
 
-  /// Key of the done record of `task_id` (the id must be valid).
-  [[nodiscard]] std::string done_key(const std::string& task_id) const;
+  /// Key of the id record of `task_id` (the id must be valid): `queued`
+  /// while the id is taken, `done` once a delivery completed the task.
   [[nodiscard]] std::string known_key(const std::string& task_id) const;
   [[nodiscard]] std::string delayed_key() const;
   [[nodiscard]] std::string stats_key() const;

@@ -536,17 +536,21 @@ int run_bench_tasks(const tasks_bench_options& opts, std::ostream& out) {
       if (!warm_nova)
         return false;
       duplicates += warm_nova->duplicates;
-      auto warm_raw = raw.run(++run_id, warm, why);
-      if (!warm_raw)
-        return false;
       nova_count = fit(count, warm_nova->tasks_per_s, 10'000);
-      raw_count = fit(count, warm_raw->tasks_per_s, 10'000);
+      if (!opts.no_baseline) {
+        auto warm_raw = raw.run(++run_id, warm, why);
+        if (!warm_raw)
+          return false;
+        raw_count = fit(count, warm_raw->tasks_per_s, 10'000);
+      }
       for (int i = 0; i < rounds; ++i) {
         auto x = nova.run(++run_id, nova_count, 0, why);
         if (!x)
           return false;
         duplicates += x->duplicates;
         nova_runs.push_back(x->tasks_per_s);
+        if (opts.no_baseline)
+          continue;
         auto y = raw.run(++run_id, raw_count, why);
         if (!y)
           return false;

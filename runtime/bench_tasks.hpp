@@ -23,6 +23,9 @@ struct tasks_bench_options {
   /// `redis://host:port`; keys get a fresh prefix and the baseline a fresh
   /// stream, both left behind.
   std::string redis_url;
+  /// Skip the raw baseline runs (ratio 0): the server then only does the
+  /// queue's work, for measuring its CPU per task.
+  bool no_baseline = false;
   /// The `nova` binary the worker nodes run as `<self_exe> bench
   /// tasks-peer ...`; empty: this process's own executable.
   std::string self_exe;

@@ -542,6 +542,9 @@ int main(int argc, char** argv) {
     "--redis-url", tasks_bench.redis_url,
     "Use this running server (e.g. DragonflyDB, on 127.0.0.1) instead of "
     "starting redis-server");
+  bench_tasks_cmd->add_flag("--no-baseline", tasks_bench.no_baseline,
+                            "Skip the raw hiredis runs (to measure the "
+                            "server's CPU per task of the queue alone)");
   auto* bench_tasks_peer_cmd = bench_cmd->add_subcommand(
     "tasks-peer", "Internal: a worker node process of bench tasks");
   bench_tasks_peer_cmd->group("");

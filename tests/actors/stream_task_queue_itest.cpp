@@ -456,7 +456,7 @@ TEST_CASE("a redelivered task that is already done is skipped, not handed "
   // but not to the ack.
   auto conn = must(nova::redis_connection::connect(
     must(nova::redis_settings::from_url(srv.url()))));
-  REQUIRE(conn.command({"SET", "nova.tasks.done.finished", "crashed-node"}));
+  REQUIRE(conn.command({"SET", "nova.tasks.known.finished", "done"}));
   auto b = c.start("node-b", 200ms);
   caf::scoped_actor worker{c.sys};
   auto pending = worker->request(b.queue, 10s, nova::claim_atom::value,

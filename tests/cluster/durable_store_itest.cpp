@@ -148,6 +148,22 @@ TEST_CASE("an appended envelope reads back whole with plain id, from, kind "
   CHECK(must(f.store->length("nova.inbox.bob")) == 1);
 }
 
+TEST_CASE("an envelope without a subject is stored without a subject field "
+          "and reads back whole") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  auto env = direct("alice", "bob");
+  env.subject.clear();
+  must(f.store->append(env));
+  auto r = f.cmd({"XRANGE", "nova.inbox.bob", "-", "+"});
+  REQUIRE(r.size() == 1);
+  CHECK_FALSE(field(r[0][1], "subject"));
+  CHECK(field(r[0][1], "kind") == std::string{"direct"});
+  auto xs = must(f.store->pending_and_new("bob", 10));
+  REQUIRE(xs.size() == 1);
+  CHECK(xs[0].env == env);
+}
+
 TEST_CASE("envelopes of each kind go to the stream of the wire contract") {
   NOVA_REQUIRE_REDIS_SERVER();
   fixture f;
@@ -223,6 +239,27 @@ TEST_CASE("unacked entries come back as pending before new ones") {
   CHECK(must(f.store->pending_and_new("bob", 100)).empty());
 }
 
+TEST_CASE("acks passed to a read are settled before it reads, pending or "
+          "new") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  for (int i = 0; i < 2; ++i)
+    must(f.store->append(direct("alice", "bob", "a" + std::to_string(i))));
+  auto first = must(f.store->pending_and_new("bob", 100));
+  REQUIRE(first.size() == 2);
+  must(f.store->append(direct("alice", "bob", "b0")));
+  // Only new entries: the acked ones are gone from the pending list.
+  auto next = must(f.store->pending_and_new("bob", 100, nullptr, false,
+                                            {first[0].entry_id}));
+  CHECK(payloads(next) == std::vector<std::string>{"b0"});
+  // With pending: the ack goes first, so a1 is not handed out again.
+  auto rest = must(f.store->pending_and_new("bob", 100, nullptr, true,
+                                            {first[1].entry_id}));
+  CHECK(payloads(rest) == std::vector<std::string>{"b0"});
+  CHECK(must(f.store->ack("bob", entry_ids(rest))) == 1);
+  CHECK(must(f.store->pending_and_new("bob", 100)).empty());
+}
+
 TEST_CASE("ack with delete_on_ack also removes the entries") {
   NOVA_REQUIRE_REDIS_SERVER();
   durable_store::settings s;
@@ -233,6 +270,14 @@ TEST_CASE("ack with delete_on_ack also removes the entries") {
   auto got = must(f.store->pending_and_new("bob", 10));
   REQUIRE(got.size() == 2);
   CHECK(must(f.store->ack("bob", entry_ids(got))) == 2);
+  CHECK(f.xlen("nova.inbox.bob") == 0);
+  // Also for acks sent with a read.
+  must(f.store->append(direct("alice", "bob")));
+  auto more = must(f.store->pending_and_new("bob", 10));
+  REQUIRE(more.size() == 1);
+  CHECK(must(f.store->pending_and_new("bob", 10, nullptr, false,
+                                      entry_ids(more)))
+          .empty());
   CHECK(f.xlen("nova.inbox.bob") == 0);
 }
 

@@ -479,7 +479,7 @@ TEST_CASE("complete writes the done record with a TTL and the result, then "
         == task_store::completion::done);
   CHECK(must(store->is_done("t1")));
   auto conn = inspect(srv);
-  auto ttl = run(conn, {"PTTL", "nova.tasks.done.t1"}).integer;
+  auto ttl = run(conn, {"PTTL", "nova.tasks.known.t1"}).integer;
   CHECK(ttl > 0);
   CHECK(ttl <= 24 * 3600 * 1000);
   CHECK(pending(conn, "nova.tasks.queue.normal") == 0);
