@@ -20,6 +20,7 @@
 #include "runtime/client.hpp"
 #include "runtime/demo.hpp"
 #include "runtime/node.hpp"
+#include "runtime/progress.hpp"
 #include "runtime/ops_client.hpp"
 #include "runtime/replay.hpp"
 
@@ -574,6 +575,12 @@ int main(int argc, char** argv) {
     auto summary = nova::run_demo(demo, std::cout);
     return summary.completed ? 0 : 1;
   }
+  // The benchmarks run for seconds to minutes: an elapsed-time line on a
+  // terminal's stderr shows they are alive (results go to stdout).
+  std::optional<nova::progress_ticker> ticker;
+  for (auto* b : bench_cmd->get_subcommands())
+    if (b->parsed() && b->get_name().find("peer") == std::string::npos)
+      ticker.emplace("nova bench " + b->get_name());
   if (local_cmd->parsed())
     return nova::run_bench_local(bench_json, std::cout, bench_messages);
   if (bench_remote_cmd->parsed())
