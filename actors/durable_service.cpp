@@ -81,7 +81,8 @@ void durable_service::catch_up(const std::string& nova_id, caf::actor nova,
                                bool with_pending) {
   {
     std::lock_guard guard{read_mtx_};
-    to_read_.push_back(read_job{nova_id, std::move(nova), with_pending, {}});
+    to_read_.push_back(
+      read_job{nova_id, std::move(nova), with_pending, {}, std::nullopt, 0});
   }
   read_cv_.notify_one();
 }
@@ -92,7 +93,8 @@ void durable_service::ack(const std::string& nova_id,
     return;
   {
     std::lock_guard guard{read_mtx_};
-    to_read_.push_back(read_job{nova_id, {}, false, std::move(entry_ids)});
+    to_read_.push_back(
+      read_job{nova_id, {}, false, std::move(entry_ids), std::nullopt, 0});
   }
   read_cv_.notify_one();
 }
