@@ -383,8 +383,9 @@ TEST_CASE("the WebSocket feed delivers matching envelopes and pongs",
   CHECK((*ack)["patterns"] == json({"events.orders.*"}));
   // Not matching: a direct message; matching: an event.
   REQUIRE_FALSE(s.n.send("bob", "ignored"));
-  REQUIRE_FALSE(s.n.publish("orders.created", R"({"n":1})",
-                            send_options{priority::normal, "application/json"}));
+  send_options json_body;
+  json_body.content_type = "application/json";
+  REQUIRE_FALSE(s.n.publish("orders.created", R"({"n":1})", json_body));
   auto f = ws.next_of("envelope");
   REQUIRE(f);
   CHECK((*f)["subject"] == "events.orders.created");
