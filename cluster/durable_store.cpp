@@ -91,6 +91,29 @@ caf::expected<envelope> decode_entry(const redis_value& fields) {
   return decode<envelope>(*raw);
 }
 
+/// Appends the envelope of one stream entry (`[id, fields]`) to `out` when
+/// it decodes and its subject matches `subject_pattern` (empty: all);
+/// counts what does not decode in `malformed`.
+void collect_entry(const redis_value& e, std::vector<stored_envelope>& out,
+                   const std::string& subject_pattern,
+                   std::atomic<uint64_t>& malformed) {
+  if (!subject_pattern.empty()) {
+    // The plain field spares decoding what the filter drops.
+    auto subject = field_of(e[1], "subject");
+    if (subject && !subject_matches(subject_pattern, *subject))
+      return;
+  }
+  auto env = decode_entry(e[1]);
+  if (!env) {
+    malformed.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  if (!subject_pattern.empty()
+      && !subject_matches(subject_pattern, env->subject))
+    return;
+  out.push_back({e[0].str, std::move(*env)});
+}
+
 } // namespace
 
 // -- dedup_window -------------------------------------------------------------
@@ -498,21 +521,7 @@ durable_store::replay(const std::string& stream, const std::string& from,
       start = next_stream_id(e[0].str);
       if (out.size() >= limit)
         break;
-      if (!subject_pattern.empty()) {
-        // The plain field spares decoding what the filter drops.
-        auto subject = field_of(e[1], "subject");
-        if (subject && !subject_matches(subject_pattern, *subject))
-          continue;
-      }
-      auto env = decode_entry(e[1]);
-      if (!env) {
-        malformed_.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      if (!subject_pattern.empty()
-          && !subject_matches(subject_pattern, env->subject))
-        continue;
-      out.push_back({e[0].str, std::move(*env)});
+      collect_entry(e, out, subject_pattern, malformed_);
     }
     if (out.size() >= limit || r->size() < page)
       break;
@@ -561,19 +570,9 @@ namespace {
 void collect_entries(const redis_value& r, std::vector<stored_envelope>& out,
                      const std::string& subject_pattern,
                      std::atomic<uint64_t>& malformed) {
-  for (auto& e : r.elements) {
-    if (!e.is_array() || e.size() != 2)
-      continue;
-    auto env = decode_entry(e[1]);
-    if (!env) {
-      malformed.fetch_add(1, std::memory_order_relaxed);
-      continue;
-    }
-    if (!subject_pattern.empty()
-        && !subject_matches(subject_pattern, env->subject))
-      continue;
-    out.push_back({e[0].str, std::move(*env)});
-  }
+  for (auto& e : r.elements)
+    if (e.is_array() && e.size() == 2)
+      collect_entry(e, out, subject_pattern, malformed);
 }
 
 } // namespace
