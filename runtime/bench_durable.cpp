@@ -187,19 +187,10 @@ void print_error(const durable_bench_options& opts, std::ostream& out,
 int run(const durable_bench_options& opts, std::ostream& out) {
   if (opts.messages == 0)
     throw std::runtime_error("--messages must be positive");
-  auto server_path = find_server_binary(opts.redis_server, "NOVA_REDIS_SERVER",
-                                        "redis-server");
-  if (server_path.empty())
-    throw std::runtime_error("redis-server not found (--redis-server, "
-                             "$NOVA_REDIS_SERVER, /usr/bin, /usr/sbin, "
-                             "/usr/local/bin)");
-  auto bench_path = find_server_binary(opts.redis_benchmark,
-                                       "NOVA_REDIS_BENCHMARK",
-                                       "redis-benchmark");
-  if (bench_path.empty())
-    throw std::runtime_error("redis-benchmark not found (--redis-benchmark, "
-                             "$NOVA_REDIS_BENCHMARK, /usr/bin, /usr/sbin, "
-                             "/usr/local/bin)");
+  auto server_path = require_server_binary(
+    opts.redis_server, "NOVA_REDIS_SERVER", "redis-server");
+  auto bench_path = require_server_binary(
+    opts.redis_benchmark, "NOVA_REDIS_BENCHMARK", "redis-benchmark");
   redis_child server{server_path};
   server.wait_ready(10s);
   // Baseline first: the same number of XADDs through redis-benchmark.

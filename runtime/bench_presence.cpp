@@ -231,12 +231,8 @@ void print_error(const presence_bench_options& opts, std::ostream& out,
 int run(const presence_bench_options& opts, std::ostream& out) {
   if (opts.novas == 0 || opts.rounds == 0)
     throw std::runtime_error("--novas and --rounds must be positive");
-  auto path = find_server_binary(opts.redis_server, "NOVA_REDIS_SERVER",
-                                 "redis-server");
-  if (path.empty())
-    throw std::runtime_error("redis-server not found (--redis-server, "
-                             "$NOVA_REDIS_SERVER, /usr/bin, /usr/sbin, "
-                             "/usr/local/bin)");
+  auto path = require_server_binary(opts.redis_server, "NOVA_REDIS_SERVER",
+                                    "redis-server");
   redis_child server{path};
   server.wait_ready(setup_timeout);
   auto pool = server.pool(1, 30s);

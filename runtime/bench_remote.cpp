@@ -178,12 +178,8 @@ public:
 
   /// Starts nats-server on a free loopback port; returns its URL.
   std::string start_nats(const remote_bench_options& opts) {
-    auto path = find_server_binary(opts.nats_server, "NOVA_NATS_SERVER",
-                                   "nats-server");
-    if (path.empty())
-      throw std::runtime_error("nats-server not found (--nats-server, "
-                               "$NOVA_NATS_SERVER, /usr/bin, /usr/sbin, "
-                               "/usr/local/bin)");
+    auto path = require_server_binary(opts.nats_server, "NOVA_NATS_SERVER",
+                                      "nats-server");
     auto port = free_loopback_port();
     server_ = std::make_unique<child>(
       std::vector<std::string>{path, "-a", "127.0.0.1", "-p",
@@ -262,23 +258,6 @@ std::string unique_name(const char* what) {
 
 // -- the peers' waiting -------------------------------------------------------
 
-/// Blocks until standard input reaches its end (or fails), or the peer
-/// lifetime passes.
-void serve_until_stdin_closes() {
-  auto deadline = steady::now() + peer_lifetime;
-  char buf[256];
-  while (steady::now() < deadline) {
-    pollfd pfd{0, POLLIN, 0};
-    auto r = ::poll(&pfd, 1, 1000);
-    if (r < 0 && errno != EINTR)
-      return;
-    if (r > 0) {
-      auto n = ::read(0, buf, sizeof(buf));
-      if (n <= 0 && !(n < 0 && errno == EINTR))
-        return;
-    }
-  }
-}
 
 // -- runs ---------------------------------------------------------------------
 
@@ -1249,7 +1228,7 @@ int peer_nova(const std::vector<std::string>& args, std::ostream& out,
       return 2;
     }
     out << "ready " << args[0] << std::endl;
-    serve_until_stdin_closes();
+    serve_until_stdin_closes(peer_lifetime);
     n.shutdown();
     return 0;
   } catch (const std::exception& e) {
@@ -1293,7 +1272,7 @@ int peer_nats_sink(const std::vector<std::string>& args, std::ostream& out) {
     if (auto s = natsConnection_FlushTimeout(nc, 2000); s != NATS_OK)
       throw nats_failure("flush", s);
     out << "ready nats-sink" << std::endl;
-    serve_until_stdin_closes();
+    serve_until_stdin_closes(peer_lifetime);
     sub.reset();
     return 0;
   } catch (const std::exception& e) {
@@ -1318,7 +1297,7 @@ int peer_nats_echo(const std::vector<std::string>& args, std::ostream& out) {
     if (auto s = natsConnection_FlushTimeout(nc, 2000); s != NATS_OK)
       throw nats_failure("flush", s);
     out << "ready nats-echo" << std::endl;
-    serve_until_stdin_closes();
+    serve_until_stdin_closes(peer_lifetime);
     sub.reset();
     return 0;
   } catch (const std::exception& e) {
@@ -1339,7 +1318,7 @@ int peer_basp_sink(std::ostream& out) {
     return 2;
   }
   out << "ready basp-sink port=" << *port << std::endl;
-  serve_until_stdin_closes();
+  serve_until_stdin_closes(peer_lifetime);
   caf::anon_send_exit(receiver, caf::exit_reason::user_shutdown);
   return 0;
 }

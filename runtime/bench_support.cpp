@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include "messages/errc.hpp"
@@ -34,6 +35,32 @@ std::string find_server_binary(const std::string& flag, const char* env,
       return path;
   }
   return {};
+}
+
+std::string require_server_binary(const std::string& flag, const char* env,
+                                  const char* name) {
+  auto path = find_server_binary(flag, env, name);
+  if (path.empty())
+    throw std::runtime_error(std::string{name} + " not found (--" + name
+                             + ", $" + env
+                             + ", /usr/bin, /usr/sbin, /usr/local/bin)");
+  return path;
+}
+
+void serve_until_stdin_closes(std::chrono::seconds lifetime) {
+  auto deadline = steady::now() + lifetime;
+  char buf[256];
+  while (steady::now() < deadline) {
+    pollfd pfd{0, POLLIN, 0};
+    auto r = ::poll(&pfd, 1, 1000);
+    if (r < 0 && errno != EINTR)
+      return;
+    if (r > 0) {
+      auto n = ::read(0, buf, sizeof(buf));
+      if (n <= 0 && !(n < 0 && errno == EINTR))
+        return;
+    }
+  }
 }
 
 uint16_t free_loopback_port() {

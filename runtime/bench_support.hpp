@@ -31,6 +31,16 @@ namespace nova {
                                              const char* env,
                                              const char* name);
 
+/// `find_server_binary`, or throws `std::runtime_error` naming where it
+/// looked (`--<name>`, `$<env>`, the three folders).
+[[nodiscard]] std::string require_server_binary(const std::string& flag,
+                                                const char* env,
+                                                const char* name);
+
+/// What a benchmark's peer process does once set up: blocks until its
+/// standard input reaches its end (the parent went) or `lifetime` passes.
+void serve_until_stdin_closes(std::chrono::seconds lifetime);
+
 /// A free TCP port on 127.0.0.1 (free when asked; others may take it).
 [[nodiscard]] uint16_t free_loopback_port();
 

@@ -134,85 +134,7 @@ redis_reply raw_command(redisContext* c, const std::vector<std::string>& argv) {
   return r;
 }
 
-/// A redis-server on a free loopback port, without persistence, in a
-/// temporary directory.
-class redis_proc {
-public:
-  explicit redis_proc(const tasks_bench_options& opts) : port_(free_loopback_port()) {
-    auto path = find_server_binary(opts.redis_server, "NOVA_REDIS_SERVER",
-                                   "redis-server");
-    if (path.empty())
-      throw std::runtime_error("redis-server not found (--redis-server, "
-                               "$NOVA_REDIS_SERVER, /usr/bin, /usr/sbin, "
-                               "/usr/local/bin)");
-    char tmpl[] = "/tmp/nova-bench-redis-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr)
-      throw std::runtime_error("cannot create a directory for redis-server");
-    dir_ = tmpl;
-    proc_ = std::make_unique<child>(
-      std::vector<std::string>{path, "--port", std::to_string(port_),
-                               "--bind", "127.0.0.1", "--save", "",
-                               "--appendonly", "no", "--dir", dir_,
-                               "--daemonize", "no"},
-      false);
-    auto deadline = steady::now() + setup_timeout;
-    for (;;) {
-      redis_ctx c{redisConnect("127.0.0.1", port_)};
-      if (c && !c->err) {
-        redis_reply r{static_cast<redisReply*>(redisCommand(c.get(), "PING"))};
-        if (r && r->type == REDIS_REPLY_STATUS)
-          break;
-      }
-      if (auto code = proc_->wait(0ms))
-        throw std::runtime_error(fmt::format("redis-server exited with {}:\n{}",
-                                             *code, proc_->output()));
-      if (steady::now() >= deadline)
-        throw std::runtime_error("redis-server not ready after 10 s:\n"
-                                 + proc_->output());
-      std::this_thread::sleep_for(10ms);
-    }
-  }
 
-  redis_proc(const redis_proc&) = delete;
-  redis_proc& operator=(const redis_proc&) = delete;
-
-  ~redis_proc() {
-    proc_->signal(SIGKILL);
-    proc_.reset();
-    ::rmdir(dir_.c_str());
-  }
-
-  [[nodiscard]] uint16_t port() const noexcept {
-    return port_;
-  }
-
-  [[nodiscard]] std::string url() const {
-    return "redis://127.0.0.1:" + std::to_string(port_);
-  }
-
-private:
-  uint16_t port_;
-  std::string dir_;
-  std::unique_ptr<child> proc_;
-};
-
-/// Blocks until standard input reaches its end (or fails), or the peer
-/// lifetime passes.
-void serve_until_stdin_closes() {
-  auto deadline = steady::now() + peer_lifetime;
-  char buf[256];
-  while (steady::now() < deadline) {
-    pollfd pfd{0, POLLIN, 0};
-    auto r = ::poll(&pfd, 1, 1000);
-    if (r < 0 && errno != EINTR)
-      return;
-    if (r > 0) {
-      auto n = ::read(0, buf, sizeof(buf));
-      if (n <= 0 && !(n < 0 && errno == EINTR))
-        return;
-    }
-  }
-}
 
 // -- the tasks ----------------------------------------------------------------
 
@@ -485,11 +407,13 @@ int run_bench_tasks(const tasks_bench_options& opts, std::ostream& out) {
       return report_error("the worker executable '" + self
                           + "' is missing or not executable");
     auto count = std::max<uint64_t>(opts.tasks, 1000);
-    std::unique_ptr<redis_proc> own;
+    std::unique_ptr<redis_child> own;
     std::string url = opts.redis_url;
     uint16_t port = 0;
     if (url.empty()) {
-      own = std::make_unique<redis_proc>(opts);
+      own = std::make_unique<redis_child>(require_server_binary(
+        opts.redis_server, "NOVA_REDIS_SERVER", "redis-server"));
+      own->wait_ready(setup_timeout);
       url = own->url();
       port = own->port();
     } else {
@@ -659,7 +583,7 @@ int run_bench_tasks_peer(const std::vector<std::string>& args,
         return 2;
       }
     out << "ready" << std::endl;
-    serve_until_stdin_closes();
+    serve_until_stdin_closes(peer_lifetime);
     n.shutdown();
     return 0;
   } catch (const std::exception& e) {

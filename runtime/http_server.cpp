@@ -1,5 +1,6 @@
 #include "runtime/http_server.hpp"
 
+#include <array>
 #include <atomic>
 #include <deque>
 #include <list>
@@ -197,13 +198,6 @@ public:
     }
     asio::post(ws_.get_executor(),
                [self = shared_from_this()] { self->write_next(); });
-  }
-
-  void close() {
-    asio::post(ws_.get_executor(), [self = shared_from_this()] {
-      beast::error_code ec;
-      beast::get_lowest_layer(self->ws_).socket().close(ec);
-    });
   }
 
 private:
@@ -704,15 +698,33 @@ private:
                        });
   }
 
+  /// Shuts down the sending side, then reads and drops what the client
+  /// still sends (a body over the limit, say) until it closes too, for at
+  /// most a few seconds: closing with unread data would reset the
+  /// connection and could destroy the answer before the client reads it.
   void close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec)
+      return;
+    stream_.expires_after(std::chrono::seconds(5));
+    drain();
+  }
+
+  void drain() {
+    stream_.async_read_some(
+      asio::buffer(discard_),
+      [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (!ec)
+          self->drain();
+      });
   }
 
   beast::tcp_stream stream_;
   std::shared_ptr<http_server::impl> srv_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::array<char, 16 * 1024> discard_;
 };
 
 } // namespace
