@@ -31,6 +31,15 @@ config served_config(std::string node_id = "http-node") {
   return cfg;
 }
 
+/// A served node keeping tasks, presence and durable inboxes in `redis`.
+config store_served_config(const nova::testing::redis_server& redis) {
+  auto cfg = served_config();
+  cfg.store = store_kind::redis;
+  cfg.dragonfly_url = redis.url();
+  cfg.prefix = nova::testing::fresh_prefix();
+  return cfg;
+}
+
 /// A node with an echo Nova `alice`, a worker `w1` and a logger `bob`.
 struct served_node {
   explicit served_node(config cfg = served_config()) : n(std::move(cfg)) {
@@ -411,11 +420,11 @@ TEST_CASE("a WebSocket client that stops reading loses frames, counted, and "
   cfg.http.ws_queue = 16;
   served_node s{cfg};
   ws_client slow{s.port};
-  slow.small_receive_buffer();
   slow.send({{"op", "subscribe"}, {"patterns", {">"}}});
   REQUIRE(slow.next_of("subscribed"));
-  // Far more than the socket buffers and the queue hold.
-  auto payload = std::string(512, 'x');
+  // About 80 MB of frames: far more than the socket buffers (a few MB at
+  // most) and the queue hold. Normal buffers keep reading them back fast.
+  auto payload = std::string(4096, 'x');
   for (int i = 0; i < 20'000; ++i)
     REQUIRE_FALSE(s.n.send("bob", payload));
   auto metrics = [&] { return http_get(s.port, "/metrics").body; };
@@ -433,11 +442,7 @@ TEST_CASE("a WebSocket client naming a Nova gets its pending durable "
           "messages on connect",
           "[http]") {
   nova::testing::redis_server redis;
-  auto cfg = served_config();
-  cfg.store = store_kind::redis;
-  cfg.dragonfly_url = redis.url();
-  cfg.prefix = nova::testing::fresh_prefix();
-  node n{cfg};
+  node n{store_served_config(redis)};
   auto port = port_of(n.http_address());
   send_options durable;
   durable.durable = true;
@@ -468,11 +473,7 @@ TEST_CASE("with the store, bus.subscribe lists durable events from the event "
           "streams and the node's real-time events, newest last",
           "[http]") {
   nova::testing::redis_server redis;
-  auto cfg = served_config();
-  cfg.store = store_kind::redis;
-  cfg.dragonfly_url = redis.url();
-  cfg.prefix = nova::testing::fresh_prefix();
-  node n{cfg};
+  node n{store_served_config(redis)};
   auto port = port_of(n.http_address());
   send_options durable;
   durable.durable = true;

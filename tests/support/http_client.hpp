@@ -133,14 +133,6 @@ public:
     return std::nullopt;
   }
 
-  /// Shrinks the receive buffer (before traffic) so a client that stops
-  /// reading backs up quickly.
-  void small_receive_buffer() {
-    int size = 4096;
-    ::setsockopt(ws_.next_layer().native_handle(), SOL_SOCKET, SO_RCVBUF,
-                 &size, sizeof(size));
-  }
-
 private:
   boost::asio::io_context io_;
   boost::beast::websocket::stream<boost::asio::ip::tcp::socket> ws_;
