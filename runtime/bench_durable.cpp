@@ -213,6 +213,9 @@ int run(const durable_bench_options& opts, std::ostream& out) {
     throw std::runtime_error("cannot spawn the receiving Nova");
   if (!n.spawn<durable_sender>("bench-send", {}, &fl))
     throw std::runtime_error("cannot spawn the sending Nova");
+  auto probe = server.pool(1, 5000ms);
+  auto s0 = sample_server(*probe);
+  auto c0 = process_cpu_ms();
   auto t0 = steady::now();
   if (auto err = n.send("bench-send", std::to_string(opts.messages)))
     throw std::runtime_error("cannot start the run: " + describe(err));
@@ -224,7 +227,14 @@ int run(const durable_bench_options& opts, std::ostream& out) {
                                          timeout.count()));
   if (!fl.failure.empty())
     throw std::runtime_error(fl.failure);
+  auto c1 = process_cpu_ms();
+  auto s1 = sample_server(*probe);
   auto secs = std::chrono::duration<double>(fl.done - t0).count();
+  auto per_msg = [&](double ms) {
+    return ms * 1e3 / static_cast<double>(opts.messages);
+  };
+  auto server_us = per_msg(s1.cpu_ms - s0.cpu_ms);
+  auto node_us = per_msg(c1 - c0);
   auto nova_rate = static_cast<double>(opts.messages) / secs;
   auto ratio = nova_rate / baseline;
   if (opts.json) {
@@ -234,6 +244,8 @@ int run(const durable_bench_options& opts, std::ostream& out) {
                           {"baseline_msgs_per_s", baseline},
                           {"ratio", ratio},
                           {"goal", goal},
+                          {"server_cpu_us_per_msg", server_us},
+                          {"node_cpu_us_per_msg", node_us},
                           {"duplicates",
                            n.stats().get(counter::durable_duplicates)}}
              .dump()
@@ -249,6 +261,9 @@ int run(const durable_bench_options& opts, std::ostream& out) {
                        "{:>12.0f} msgs/s\n",
                        baseline);
     out << fmt::format("  ratio {:.2f} (goal >= {:.1f})\n", ratio, goal);
+    out << fmt::format("  CPU per message: redis-server {:.2f} us, this "
+                       "process {:.2f} us\n",
+                       server_us, node_us);
   }
   return 0;
 }

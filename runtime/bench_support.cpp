@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <poll.h>
 #include <unistd.h>
@@ -21,6 +22,57 @@ namespace nova {
 
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
+
+double process_cpu_ms() {
+  rusage ru{};
+  ::getrusage(RUSAGE_SELF, &ru);
+  auto ms = [](const timeval& tv) {
+    return static_cast<double>(tv.tv_sec) * 1e3
+           + static_cast<double>(tv.tv_usec) / 1e3;
+  };
+  return ms(ru.ru_utime) + ms(ru.ru_stime);
+}
+
+std::optional<std::string> info_field(const std::string& info,
+                                      const std::string& field) {
+  auto tag = field + ":";
+  for (auto pos = info.find(tag); pos != std::string::npos;
+       pos = info.find(tag, pos + 1)) {
+    if (pos != 0 && info[pos - 1] != '\n')
+      continue;
+    auto start = pos + tag.size();
+    auto end = info.find_first_of("\r\n", start);
+    return info.substr(start, end == std::string::npos ? end : end - start);
+  }
+  return std::nullopt;
+}
+
+server_sample sample_server(redis_pool& pool) {
+  auto r = pool.pipeline({{"INFO", "cpu"}, {"INFO", "commandstats"}});
+  if (!r)
+    throw std::runtime_error("INFO: " + describe(r.error()));
+  if (r->size() != 2 || (*r)[0].is_error() || (*r)[1].is_error())
+    throw std::runtime_error("INFO failed");
+  server_sample s;
+  for (const char* f : {"used_cpu_sys", "used_cpu_user"}) {
+    auto v = info_field((*r)[0].str, f);
+    if (!v)
+      throw std::runtime_error(std::string{"INFO cpu lacks "} + f);
+    s.cpu_ms += std::stod(*v) * 1e3;
+  }
+  const auto& stats = (*r)[1].str;
+  for (auto pos = stats.find("cmdstat_"); pos != std::string::npos;
+       pos = stats.find("cmdstat_", pos + 1)) {
+    auto colon = stats.find(':', pos);
+    auto calls = stats.find("calls=", pos);
+    if (colon == std::string::npos || calls == std::string::npos)
+      break;
+    if (stats.compare(pos, colon - pos, "cmdstat_info") == 0)
+      continue;
+    s.commands += std::stoll(stats.substr(calls + 6));
+  }
+  return s;
+}
 
 std::string find_server_binary(const std::string& flag, const char* env,
                                const char* name) {

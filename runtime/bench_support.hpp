@@ -44,6 +44,24 @@ void serve_until_stdin_closes(std::chrono::seconds lifetime);
 /// A free TCP port on 127.0.0.1 (free when asked; others may take it).
 [[nodiscard]] uint16_t free_loopback_port();
 
+/// CPU time (user + system) of this process so far, in milliseconds.
+[[nodiscard]] double process_cpu_ms();
+
+/// The value of `field:` in an INFO reply.
+[[nodiscard]] std::optional<std::string> info_field(const std::string& info,
+                                                    const std::string& field);
+
+/// What a redis-server has done so far, from `INFO cpu` and `INFO
+/// commandstats`.
+struct server_sample {
+  double cpu_ms = 0;
+  /// Commands run so far (those inside scripts too), INFO itself left out.
+  int64_t commands = 0;
+};
+
+/// Asks the server behind `pool`; throws `std::runtime_error` on failure.
+[[nodiscard]] server_sample sample_server(redis_pool& pool);
+
 /// Makes `fd` the descriptor `target` of a forked child; async-signal-safe.
 inline void place_fd(int fd, int target) {
   if (fd == target)
