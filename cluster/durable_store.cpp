@@ -16,7 +16,6 @@ namespace {
 
 using redis_util::to_ms;
 using redis_util::contains;
-using redis_util::is_nogroup;
 using redis_util::unexpected_reply;
 using redis_util::field_of;
 
@@ -80,6 +79,40 @@ std::string next_stream_id(const std::string& id) {
     return std::to_string(ms + 1) + "-0";
   }
   return id.substr(0, dash + 1) + std::to_string(seq + 1);
+}
+
+// The stream id just before `id` ("ms-seq"), for a read after it.
+std::string previous_stream_id(const std::string& id) {
+  auto dash = id.find('-');
+  uint64_t ms = 0;
+  uint64_t seq = 0;
+  std::from_chars(id.data(), id.data() + dash, ms);
+  auto s = std::string_view{id}.substr(dash + 1);
+  std::from_chars(s.data(), s.data() + s.size(), seq);
+  if (seq > 0)
+    return std::to_string(ms) + "-" + std::to_string(seq - 1);
+  if (ms == 0)
+    return "0-0";
+  return std::to_string(ms - 1) + "-" + std::to_string(UINT64_MAX);
+}
+
+// Entry ids ("ms-seq") in stream order.
+bool entry_id_less(const std::string& x, const std::string& y) {
+  auto parts = [](const std::string& id) {
+    auto dash = id.find('-');
+    uint64_t ms = 0;
+    uint64_t seq = 0;
+    std::from_chars(id.data(), id.data() + std::min(dash, id.size()), ms);
+    if (dash != std::string::npos)
+      std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
+    return std::make_pair(ms, seq);
+  };
+  return parts(x) < parts(y);
+}
+
+// The greatest of `ids` (not empty).
+const std::string& last_entry_id(const std::vector<std::string>& ids) {
+  return *std::max_element(ids.begin(), ids.end(), entry_id_less);
 }
 
 // An envelope from an entry's fields, or why not.
@@ -174,6 +207,10 @@ durable_store::make(std::shared_ptr<redis_pool> pool, naming names,
 
 std::string durable_store::group() const {
   return names_.prefix() + ".durable";
+}
+
+std::string durable_store::cursors_key() const {
+  return names_.prefix() + ".durable.cursors";
 }
 
 std::string durable_store::dead_stream() const {
@@ -314,47 +351,58 @@ durable_store::append_batch(const std::vector<envelope>& envs) {
 
 // -- catch-up -----------------------------------------------------------------
 
-caf::expected<redis_value>
-durable_store::read_group(redis_connection& conn, const std::string& stream,
-                          const std::string& consumer, size_t count,
-                          const char* from,
-                          const std::vector<std::string>& acks) {
-  std::vector<std::string> argv{"XREADGROUP", "GROUP", group(), consumer,
-                                "COUNT",      std::to_string(count),
-                                "STREAMS",    stream,  from};
-  caf::expected<redis_value> r{redis_value{}};
-  if (acks.empty()) {
-    r = conn.command(argv);
-  } else {
-    // The acks travel in the read's round trip. An XACK error can only be
-    // NOGROUP (nothing was pending); the read reports it too.
-    std::vector<std::vector<std::string>> cmds{{"XACK", stream, group()}};
-    cmds[0].insert(cmds[0].end(), acks.begin(), acks.end());
-    if (settings_.delete_on_ack) {
-      cmds.push_back({"XDEL", stream});
-      cmds[1].insert(cmds[1].end(), acks.begin(), acks.end());
-    }
-    cmds.push_back(argv);
-    auto rs = conn.pipeline(cmds);
-    if (!rs)
-      return track(std::move(rs.error()));
-    auto& x = rs->back();
-    if (x.is_error())
-      r = x.as_error();
-    else
-      r = std::move(x);
-  }
-  if (!r && is_nogroup(r.error())) {
-    // From the start: what arrived while the Nova never read is its backlog.
-    auto c = conn.command({"XGROUP", "CREATE", stream, group(), "0",
-                           "MKSTREAM"});
-    if (!c && !contains(describe(c.error()), "BUSYGROUP"))
-      return track(std::move(c.error()));
-    r = conn.command(argv);
-  }
+std::optional<std::string>
+durable_store::delivered(const std::string& nova_id) {
+  std::lock_guard guard{delivered_mtx_};
+  auto i = delivered_.find(nova_id);
+  if (i == delivered_.end())
+    return std::nullopt;
+  return i->second;
+}
+
+void durable_store::set_delivered(const std::string& nova_id,
+                                  std::string entry_id) {
+  std::lock_guard guard{delivered_mtx_};
+  delivered_[nova_id] = std::move(entry_id);
+}
+
+caf::expected<std::string>
+durable_store::settled_position(redis_connection& conn,
+                                const std::string& stream,
+                                const std::string& nova_id) {
+  auto r = conn.pipeline({{"HGET", cursors_key(), nova_id},
+                          {"XINFO", "GROUPS", stream}});
   if (!r)
     return track(std::move(r.error()));
-  return r;
+  auto& cursor = (*r)[0];
+  if (cursor.is_error())
+    return cursor.as_error();
+  if (!cursor.is_nil())
+    return cursor.str;
+  // No cursor. An error here is "no such key": nothing was ever sent.
+  auto& groups = (*r)[1];
+  if (!groups.is_array())
+    return std::string{"0-0"};
+  for (auto& g : groups.elements) {
+    std::string name;
+    std::string last;
+    for (size_t i = 0; i + 1 < g.size(); i += 2) {
+      if (g[i].str == "name")
+        name = g[i + 1].str;
+      else if (g[i].str == "last-delivered-id")
+        last = g[i + 1].str;
+    }
+    if (name != group() || last.empty())
+      continue;
+    // Summary form: [count, smallest id, greatest id, consumers].
+    auto pel = conn.command({"XPENDING", stream, group()});
+    if (!pel)
+      return track(std::move(pel.error()));
+    if (pel->size() >= 2 && is_entry_id((*pel)[1].str))
+      return previous_stream_id((*pel)[1].str);
+    return last;
+  }
+  return std::string{"0-0"};
 }
 
 caf::expected<std::vector<stored_envelope>>
@@ -371,50 +419,64 @@ durable_store::pending_and_new(const std::string& nova_id, size_t count,
   auto conn = pool_->lease();
   if (!conn)
     return track(std::move(conn.error()));
+  std::vector<std::vector<std::string>> cmds;
+  if (!acks.empty()) {
+    cmds.push_back({"HSET", cursors_key(), nova_id, last_entry_id(acks)});
+    if (settings_.delete_on_ack) {
+      cmds.push_back({"XDEL", *stream});
+      cmds.back().insert(cmds.back().end(), acks.begin(), acks.end());
+    }
+  }
+  // Without pending entries: after what this store handed out last (one
+  // round trip with the settling). Else, or when this node never read
+  // this inbox: after the cursor.
+  auto from = with_pending ? std::nullopt : delivered(nova_id);
+  if (!from) {
+    if (!cmds.empty()) {
+      auto r = (*conn)->pipeline(cmds);
+      if (!r)
+        return track(std::move(r.error()));
+      for (auto& x : *r)
+        if (x.is_error())
+          return x.as_error();
+      cmds.clear();
+    }
+    auto pos = settled_position(**conn, *stream, nova_id);
+    if (!pos)
+      return std::move(pos.error());
+    from = std::move(*pos);
+  }
+  cmds.push_back({"XREAD", "COUNT", std::to_string(count), "STREAMS", *stream,
+                  *from});
+  auto rs = (*conn)->pipeline(cmds);
+  if (!rs)
+    return track(std::move(rs.error()));
+  for (auto& x : *rs)
+    if (x.is_error())
+      return x.as_error();
+  auto& r = rs->back();
   std::vector<malformed_entry> bad;
-  std::vector<std::string> gone;
-  size_t taken = 0;
-  bool acked = false;
-  for (const char* from : {"0", ">"}) {
-    if (taken >= count)
-      break;
-    if (!with_pending && from[0] == '0')
-      continue;
-    // The acks go with the first read.
-    auto r = read_group(**conn, *stream, nova_id, count - taken, from,
-                        acked ? std::vector<std::string>{} : acks);
-    acked = true;
-    if (!r)
-      return std::move(r.error());
-    if (r->is_nil())
-      continue;
-    if (!r->is_array() || r->size() != 1 || !(*r)[0].is_array()
-        || (*r)[0].size() != 2)
-      return unexpected_reply("XREADGROUP", *r);
-    for (auto& e : (*r)[0][1].elements) {
+  std::string last;
+  if (!r.is_nil()) {
+    if (!r.is_array() || r.size() != 1 || !r[0].is_array() || r[0].size() != 2)
+      return unexpected_reply("XREAD", r);
+    auto& entries = r.elements[0].elements[1].elements;
+    out.reserve(entries.size());
+    for (auto& e : entries) {
       if (!e.is_array() || e.size() != 2)
-        return unexpected_reply("XREADGROUP", *r);
-      ++taken;
-      if (e[1].is_nil()) {
-        // Deleted (trimmed) while pending: nothing left to deliver.
-        gone.push_back(e[0].str);
-        continue;
-      }
+        return unexpected_reply("XREAD", r);
+      last = e[0].str;
       auto env = decode_entry(e[1]);
       if (!env) {
         malformed_.fetch_add(1, std::memory_order_relaxed);
-        bad.push_back({*stream, e[0].str, describe(env.error())});
+        bad.push_back({*stream, std::move(e.elements[0].str),
+                       describe(env.error())});
         continue;
       }
-      out.push_back({e[0].str, std::move(*env)});
+      out.push_back({std::move(e.elements[0].str), std::move(*env)});
     }
   }
-  if (!gone.empty()) {
-    std::vector<std::string> argv{"XACK", *stream, group()};
-    argv.insert(argv.end(), gone.begin(), gone.end());
-    if (auto r = (*conn)->command(argv); !r)
-      return track(std::move(r.error()));
-  }
+  set_delivered(nova_id, last.empty() ? std::move(*from) : std::move(last));
   if (malformed) {
     malformed->insert(malformed->end(), bad.begin(), bad.end());
   } else {
@@ -434,27 +496,39 @@ durable_store::ack(const std::string& nova_id,
     return std::move(stream.error());
   if (entry_ids.empty())
     return size_t{0};
-  std::vector<std::vector<std::string>> cmds;
-  cmds.push_back({"XACK", *stream, group()});
-  cmds[0].insert(cmds[0].end(), entry_ids.begin(), entry_ids.end());
-  if (settings_.delete_on_ack) {
-    cmds.push_back({"XDEL", *stream});
-    cmds[1].insert(cmds[1].end(), entry_ids.begin(), entry_ids.end());
-  }
-  auto r = pool_->pipeline(cmds);
+  for (auto& id : entry_ids)
+    if (!is_entry_id(id))
+      return make_error(errc::invalid_argument,
+                        "'" + id.substr(0, 80) + "' is no stream entry id");
+  auto last = last_entry_id(entry_ids);
+  // A cursor only moves forward: a late ack of older entries changes
+  // nothing. One reader per node and Nova settles in order; the check is
+  // for a Nova that moved between nodes.
+  auto r = pool_->pipeline({{"HGET", cursors_key(), nova_id}});
   if (!r)
     return track(std::move(r.error()));
-  auto& x = (*r)[0];
-  if (x.is_error()) {
-    // Nothing can be pending in a group that does not exist.
-    if (contains(x.str, "NOGROUP"))
-      return size_t{0};
-    return x.as_error();
+  auto& old = (*r)[0];
+  if (old.is_error())
+    return old.as_error();
+  size_t fresh = 0;
+  for (auto& id : entry_ids)
+    if (old.is_nil() || entry_id_less(old.str, id))
+      ++fresh;
+  if (fresh == 0)
+    return fresh;
+  std::vector<std::vector<std::string>> cmds{
+    {"HSET", cursors_key(), nova_id, last}};
+  if (settings_.delete_on_ack) {
+    cmds.push_back({"XDEL", *stream});
+    cmds.back().insert(cmds.back().end(), entry_ids.begin(), entry_ids.end());
   }
-  auto n = x.as_int();
-  if (!n)
-    return unexpected_reply("XACK", x);
-  return static_cast<size_t>(std::max<int64_t>(*n, 0));
+  auto w = pool_->pipeline(cmds);
+  if (!w)
+    return track(std::move(w.error()));
+  for (auto& x : *w)
+    if (x.is_error())
+      return x.as_error();
+  return fresh;
 }
 
 caf::error durable_store::move_to_dead(const std::string& stream,
@@ -664,56 +738,15 @@ durable_store::pending(const std::string& nova_id, size_t limit) {
   auto conn = pool_->lease();
   if (!conn)
     return track(std::move(conn.error()));
-  auto exists = (*conn)->command({"EXISTS", *stream});
-  if (!exists)
-    return track(std::move(exists.error()));
-  if (auto n = exists->as_int(); !n || *n == 0)
-    return out;
-  // Where the group stands: its last delivered id (none: all is new).
-  std::string last = "0-0";
-  auto groups = (*conn)->command({"XINFO", "GROUPS", *stream});
-  if (!groups)
-    return track(std::move(groups.error()));
-  for (auto& g : groups->elements) {
-    std::string name;
-    std::string delivered;
-    for (size_t i = 0; i + 1 < g.size(); i += 2) {
-      if (g[i].str == "name")
-        name = g[i + 1].str;
-      else if (g[i].str == "last-delivered-id")
-        delivered = g[i + 1].str;
-    }
-    if (name == group() && !delivered.empty())
-      last = delivered;
-  }
-  // Delivered, not acked.
-  if (last != "0-0") {
-    auto pel = (*conn)->command({"XPENDING", *stream, group(), "-", "+",
-                                 std::to_string(limit)});
-    if (!pel)
-      return track(std::move(pel.error()));
-    std::vector<std::vector<std::string>> reads;
-    for (auto& p : pel->elements)
-      if (p.is_array() && p.size() >= 1)
-        reads.push_back({"XRANGE", *stream, p[0].str, p[0].str});
-    if (!reads.empty()) {
-      auto rs = (*conn)->pipeline(reads);
-      if (!rs)
-        return track(std::move(rs.error()));
-      for (auto& r : *rs)
-        if (r.is_array())
-          collect_entries(r, out, {}, malformed_);
-    }
-  }
-  // Not yet delivered.
-  if (out.size() < limit) {
-    auto r = (*conn)->command({"XRANGE", *stream, "(" + last, "+", "COUNT",
-                               std::to_string(limit - out.size())});
-    if (!r)
-      return track(std::move(r.error()));
-    if (r->is_array())
-      collect_entries(*r, out, {}, malformed_);
-  }
+  auto from = settled_position(**conn, *stream, nova_id);
+  if (!from)
+    return std::move(from.error());
+  auto r = (*conn)->command({"XRANGE", *stream, "(" + *from, "+", "COUNT",
+                             std::to_string(limit)});
+  if (!r)
+    return track(std::move(r.error()));
+  if (r->is_array())
+    collect_entries(*r, out, {}, malformed_);
   return out;
 }
 

@@ -5,8 +5,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
@@ -87,11 +89,14 @@ private:
 /// field `envelope` plus plain `id`, `from`, `kind` and (when set) `subject`
 /// fields for `redis-cli`.
 ///
-/// A Nova catches up from its inbox through the consumer group
-/// `<prefix>.durable` (created on first read, from the start of the stream),
-/// with its nova id as consumer: `pending_and_new` returns what it was given
-/// but did not ack, then what it was never given; `ack` settles entries.
-/// Delivery is at-least-once: dedup by envelope id (`dedup_window`).
+/// A Nova reads its inbox after its cursor: the last entry it settled,
+/// kept in the hash `<prefix>.durable.cursors` (field: its nova id).
+/// `pending_and_new` returns what follows the cursor (what it was given
+/// before and did not settle, then what is new), or, without pending,
+/// what follows the last entry this store handed it; `ack` moves the
+/// cursor. Delivery is at-least-once: dedup by envelope id (`dedup_window`).
+/// An inbox read through the consumer group `<prefix>.durable` of earlier
+/// versions goes on where the group stood.
 ///
 /// Every member function is thread-safe and blocks for at most one round
 /// trip per step (`command_timeout`).
@@ -146,23 +151,25 @@ public:
   [[nodiscard]] caf::expected<std::vector<std::string>>
   append_batch(const std::vector<envelope>& envs);
 
-  /// Up to `count` entries of `nova_id`'s inbox for consumer `nova_id`:
-  /// first those delivered to it before and not acked (oldest first), then,
-  /// if room is left, new ones. Entries whose envelope cannot be decoded go
-  /// to `malformed` when given (they stay pending: pass them to
-  /// `move_to_dead`), else to the dead stream at once; either way they count
-  /// in `malformed()`. Entries deleted while pending are acked and skipped.
-  /// Without `with_pending` only new entries are read (one round trip less,
-  /// for a consumer that acks everything it was given before asking again).
-  /// `acks` are acked (as `ack` does) first, in the same round trip.
+  /// Up to `count` entries of `nova_id`'s inbox after its cursor, oldest
+  /// first: those handed to it before and not settled, then new ones.
+  /// Without `with_pending`, the entries after the last one this store
+  /// handed to `nova_id` (one round trip, for a consumer that settles in
+  /// order; after the cursor when this store never read for it). Entries
+  /// whose envelope cannot be decoded go to `malformed` when given (pass
+  /// them to `move_to_dead`), else to the dead stream at once; either way
+  /// they count in `malformed()`. `acks` are settled (as `ack` does, without
+  /// its forward-only check) first, in the same round trip.
   [[nodiscard]] caf::expected<std::vector<stored_envelope>>
   pending_and_new(const std::string& nova_id, size_t count,
                   std::vector<malformed_entry>* malformed = nullptr,
                   bool with_pending = true,
                   const std::vector<std::string>& acks = {});
 
-  /// Acks entries of `nova_id`'s inbox (and deletes them with
-  /// `delete_on_ack`); returns how many were pending.
+  /// Settles entries of `nova_id`'s inbox: its cursor moves to the greatest
+  /// of `entry_ids`, which settles every entry up to it (and deletes
+  /// `entry_ids` with `delete_on_ack`). A cursor never moves back. Returns
+  /// how many of `entry_ids` were not settled before.
   [[nodiscard]] caf::expected<size_t>
   ack(const std::string& nova_id, const std::vector<std::string>& entry_ids);
 
@@ -192,9 +199,8 @@ public:
   recent_events(const std::string& subject_pattern, size_t limit,
                 size_t scan_limit = 10'000, size_t max_streams = 100);
 
-  /// What waits for `nova_id` in its durable inbox, without taking it:
-  /// entries delivered and not acked, then entries not yet delivered to
-  /// the group; at most `limit`, oldest first.
+  /// What waits for `nova_id` in its durable inbox, without taking it: the
+  /// entries after its cursor, at most `limit`, oldest first.
   [[nodiscard]] caf::expected<std::vector<stored_envelope>>
   pending(const std::string& nova_id, size_t limit);
 
@@ -206,8 +212,12 @@ public:
   /// XLEN of `stream`.
   [[nodiscard]] caf::expected<size_t> length(const std::string& stream);
 
-  /// The consumer group of the durable inboxes: `<prefix>.durable`.
+  /// The consumer group of the durable inboxes of earlier versions
+  /// (`<prefix>.durable`): where a Nova without a cursor starts.
   [[nodiscard]] std::string group() const;
+
+  /// The hash of the inbox cursors: `<prefix>.durable.cursors`.
+  [[nodiscard]] std::string cursors_key() const;
 
   /// The dead stream: `<prefix>.durable.dead`.
   [[nodiscard]] std::string dead_stream() const;
@@ -244,13 +254,18 @@ private:
   std::vector<std::string> minid_trim(const std::string& stream,
                                       bool exact = false) const;
 
-  // One XREADGROUP on `conn`, creating the group once on NOGROUP.
-  // With `acks`, an XACK of them goes in the same round trip.
-  caf::expected<redis_value> read_group(redis_connection& conn,
-                                        const std::string& stream,
-                                        const std::string& consumer,
-                                        size_t count, const char* from,
-                                        const std::vector<std::string>& acks);
+  // Where a Nova's reading starts when nothing of this node says so: its
+  // cursor, else where an inbox read through the consumer group of earlier
+  // versions stands (before its first pending entry, else after its last
+  // delivered one), else the start of the stream.
+  caf::expected<std::string> settled_position(redis_connection& conn,
+                                              const std::string& stream,
+                                              const std::string& nova_id);
+
+  // The last entry id handed to `nova_id` by this store, if any.
+  std::optional<std::string> delivered(const std::string& nova_id);
+
+  void set_delivered(const std::string& nova_id, std::string entry_id);
 
   caf::error track(caf::error err);
 
@@ -259,6 +274,8 @@ private:
   std::shared_ptr<redis_pool> pool_;
   std::atomic<uint64_t> malformed_{0};
   std::atomic<uint64_t> store_errors_{0};
+  std::mutex delivered_mtx_;
+  std::unordered_map<std::string, std::string> delivered_;
 };
 
 } // namespace nova

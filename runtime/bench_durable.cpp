@@ -254,7 +254,7 @@ int run(const durable_bench_options& opts, std::ostream& out) {
     out << fmt::format("durable Nova -> Nova, {} messages of {} bytes, one "
                        "node, redis store\n",
                        opts.messages, payload_bytes);
-    out << fmt::format("  Nova (XADD, notify, XREADGROUP, deliver, XACK): "
+    out << fmt::format("  Nova (XADD, notify, XREAD, deliver, settle):   "
                        "{:>12.0f} msgs/s\n",
                        nova_rate);
     out << fmt::format("  redis-benchmark XADD, 50 clients, pipeline 64:  "

@@ -260,6 +260,83 @@ TEST_CASE("acks passed to a read are settled before it reads, pending or "
   CHECK(must(f.store->pending_and_new("bob", 100)).empty());
 }
 
+TEST_CASE("the inbox cursor is kept in the cursors hash and never moves "
+          "back") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i)
+    ids.push_back(must(f.store->append(direct("alice", "bob"))));
+  CHECK(f.store->cursors_key() == "nova.durable.cursors");
+  auto got = must(f.store->pending_and_new("bob", 100));
+  REQUIRE(got.size() == 3);
+  // Reading settles nothing.
+  CHECK(f.cmd({"HGET", "nova.durable.cursors", "bob"}).is_nil());
+  CHECK(must(f.store->ack("bob", {ids[2]})) == 1);
+  CHECK(f.cmd({"HGET", "nova.durable.cursors", "bob"}).str == ids[2]);
+  // Settling the greatest id settles everything before it; a late ack of
+  // older entries changes nothing.
+  CHECK(must(f.store->ack("bob", {ids[0], ids[1]})) == 0);
+  CHECK(f.cmd({"HGET", "nova.durable.cursors", "bob"}).str == ids[2]);
+  CHECK(must(f.store->pending_and_new("bob", 100)).empty());
+  CHECK(must(f.store->pending("bob", 100)).empty());
+  // Bad ids are refused before anything is written.
+  auto bad = f.store->ack("bob", {"not-an-id"});
+  REQUIRE(!bad);
+  CHECK(nova::is(bad.error(), errc::invalid_argument));
+}
+
+TEST_CASE("reads without pending go on after the last entry handed out, "
+          "while pending reads start at the cursor") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  for (int i = 0; i < 4; ++i)
+    must(f.store->append(direct("alice", "bob", "a" + std::to_string(i))));
+  auto first = must(f.store->pending_and_new("bob", 2));
+  CHECK(payloads(first) == std::vector<std::string>{"a0", "a1"});
+  auto next = must(f.store->pending_and_new("bob", 2, nullptr, false));
+  CHECK(payloads(next) == std::vector<std::string>{"a2", "a3"});
+  CHECK(must(f.store->pending_and_new("bob", 2, nullptr, false)).empty());
+  // Another store (a restarted node) knows nothing handed out: the cursor.
+  auto other = f.with({});
+  auto again = must(other->pending_and_new("bob", 100, nullptr, false,
+                                           {first[1].entry_id}));
+  CHECK(payloads(again) == std::vector<std::string>{"a2", "a3"});
+  CHECK(payloads(must(f.store->pending("bob", 100)))
+        == std::vector<std::string>{"a2", "a3"});
+}
+
+TEST_CASE("an inbox read through the consumer group of earlier versions "
+          "goes on where the group stood") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i)
+    ids.push_back(
+      must(f.store->append(direct("alice", "bob", "a" + std::to_string(i)))));
+  for (int i = 0; i < 2; ++i)
+    must(f.store->append(direct("alice", "carol", "c" + std::to_string(i))));
+  // Bob's group: a0..a2 delivered, a0 acked; a1, a2 pending, a3 new.
+  f.cmd({"XGROUP", "CREATE", "nova.inbox.bob", "nova.durable", "0"});
+  f.cmd({"XREADGROUP", "GROUP", "nova.durable", "bob", "COUNT", "3",
+         "STREAMS", "nova.inbox.bob", ">"});
+  f.cmd({"XACK", "nova.inbox.bob", "nova.durable", ids[0]});
+  CHECK(payloads(must(f.store->pending("bob", 100)))
+        == std::vector<std::string>{"a1", "a2", "a3"});
+  CHECK(payloads(must(f.store->pending_and_new("bob", 100)))
+        == std::vector<std::string>{"a1", "a2", "a3"});
+  // Carol's group: everything delivered and acked.
+  f.cmd({"XGROUP", "CREATE", "nova.inbox.carol", "nova.durable", "0"});
+  auto r = f.cmd({"XREADGROUP", "GROUP", "nova.durable", "carol", "COUNT",
+                  "10", "STREAMS", "nova.inbox.carol", ">"});
+  for (auto& e : r[0][1].elements)
+    f.cmd({"XACK", "nova.inbox.carol", "nova.durable", e[0].str});
+  CHECK(must(f.store->pending_and_new("carol", 100)).empty());
+  must(f.store->append(direct("alice", "carol", "c2")));
+  CHECK(payloads(must(f.store->pending_and_new("carol", 100)))
+        == std::vector<std::string>{"c2"});
+}
+
 TEST_CASE("ack with delete_on_ack also removes the entries") {
   NOVA_REQUIRE_REDIS_SERVER();
   durable_store::settings s;
