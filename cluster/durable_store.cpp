@@ -147,6 +147,112 @@ void collect_entry(const redis_value& e, std::vector<stored_envelope>& out,
   out.push_back({e[0].str, std::move(*env)});
 }
 
+// Reads an XREAD reply of one stream straight into envelopes: the
+// `envelope` field of each entry is decoded from the parser's bytes, the
+// other fields are skipped. Reply shape: [[stream, [[id, [field, value,
+// ...]], ...]]], or nil when nothing is new.
+class entry_reader final : public reply_visitor {
+public:
+  entry_reader(std::vector<stored_envelope>& out,
+               std::vector<std::pair<std::string, std::string>>& bad)
+    : out_(out), bad_(bad) {
+    // nop
+  }
+
+  void on_array(size_t depth, size_t index, size_t elements) override {
+    if (depth == 3) {
+      finish_entry();
+      out_.emplace_back();
+      open_ = true;
+      found_ = false;
+      reason_.clear();
+    } else if (depth == 2 && index == 1) {
+      out_.reserve(out_.size() + elements);
+    } else if (depth > 4 || (depth == 4 && index != 1)) {
+      shape_error_ = true;
+    }
+  }
+
+  void on_string(size_t depth, size_t index, redis_value::type t,
+                 std::string_view bytes) override {
+    if (depth == 0 && t == redis_value::type::error) {
+      error_.assign(bytes.data(), bytes.size());
+      return;
+    }
+    if (depth == 4 && index == 0 && open_) {
+      out_.back().entry_id.assign(bytes.data(), bytes.size());
+      last_.assign(bytes.data(), bytes.size());
+      return;
+    }
+    if (depth == 5 && open_) {
+      if (index % 2 == 0) {
+        in_envelope_ = bytes == "envelope";
+      } else if (in_envelope_ && !found_) {
+        found_ = true;
+        if (auto err = decode_into(bytes, out_.back().env))
+          reason_ = describe(err);
+      }
+      return;
+    }
+    if (depth != 2 || index != 0) // the stream name
+      shape_error_ = true;
+  }
+
+  void on_integer(size_t, size_t, int64_t) override {
+    shape_error_ = true;
+  }
+
+  void on_nil(size_t depth, size_t index) override {
+    if (depth == 4 && index == 1 && open_) {
+      reason_ = "stream entry has no fields";
+      return;
+    }
+    if (depth != 0)
+      shape_error_ = true;
+  }
+
+  // Settles the last entry; call once the reply is read.
+  void finish() {
+    finish_entry();
+  }
+
+  [[nodiscard]] const std::string& error() const noexcept {
+    return error_;
+  }
+
+  [[nodiscard]] bool shape_error() const noexcept {
+    return shape_error_;
+  }
+
+  // The id of the last entry read, malformed or not; empty if none.
+  [[nodiscard]] std::string& last() noexcept {
+    return last_;
+  }
+
+private:
+  void finish_entry() {
+    if (!open_)
+      return;
+    open_ = false;
+    if (!found_ && reason_.empty())
+      reason_ = "stream entry has no envelope field";
+    if (reason_.empty())
+      return;
+    bad_.emplace_back(std::move(out_.back().entry_id), std::move(reason_));
+    out_.pop_back();
+  }
+
+  std::vector<stored_envelope>& out_;
+  std::vector<std::pair<std::string, std::string>>& bad_;
+  std::string error_;
+  std::string last_;
+  std::string reason_;
+  bool open_ = false;
+  bool found_ = false;
+  bool in_envelope_ = false;
+  bool shape_error_ = false;
+};
+
 } // namespace
 
 // -- dedup_window -------------------------------------------------------------
@@ -316,35 +422,78 @@ durable_store::append_batch(const std::vector<envelope>& envs) {
   std::vector<std::string> out;
   if (envs.empty())
     return out;
-  std::vector<std::vector<std::string>> cmds;
-  cmds.reserve(envs.size() + 1);
-  std::vector<std::string> streams;
+  // Written straight into RESP: per envelope the encoded bytes once, no
+  // argument vector. Buffers are kept per thread (the durable writer).
+  thread_local resp_buffer cmds;
+  thread_local std::string encoded;
+  thread_local std::vector<redis_value> replies;
+  cmds.clear();
+  auto max_len = std::to_string(settings_.max_len);
+  std::vector<std::string> trims;
+  const envelope* prev = nullptr;
+  std::string stream;
   for (auto& env : envs) {
-    cmds.emplace_back();
-    auto stream = prepare(env, cmds.back());
-    if (!stream)
-      return std::move(stream.error());
-    if (settings_.max_age
-        && std::find(streams.begin(), streams.end(), *stream) == streams.end())
-      streams.push_back(std::move(*stream));
+    if (settings_.max_payload > 0
+        && env.payload.size() > settings_.max_payload)
+      return make_error(errc::payload_too_large,
+                        fmt::format("payload of {} bytes exceeds max_payload "
+                                    "of {} bytes (envelope {})",
+                                    env.payload.size(), settings_.max_payload,
+                                    env.id.view()));
+    // Most of a batch goes to few streams: name one once per run.
+    if (prev == nullptr || prev->kind != env.kind || prev->to != env.to
+        || (env.kind == kind::event && prev->subject != env.subject)) {
+      auto s = stream_for(env);
+      if (!s)
+        return std::move(s.error());
+      stream = std::move(*s);
+      if (settings_.max_age
+          && std::find(trims.begin(), trims.end(), stream) == trims.end())
+        trims.push_back(stream);
+    }
+    prev = &env;
+    encoded.clear();
+    encode_to(env, encoded);
+    auto kind_name = to_string(env.kind);
+    cmds.begin(env.subject.empty() ? 14 : 16)
+      .arg("XADD")
+      .arg(stream)
+      .arg("MAXLEN")
+      .arg("~")
+      .arg(max_len)
+      .arg("*")
+      .arg("envelope")
+      .arg(encoded)
+      .arg("id")
+      .arg(env.id.view())
+      .arg("from")
+      .arg(env.from)
+      .arg("kind")
+      .arg(kind_name);
+    // Direct sends mostly have none; every field costs the server time on
+    // each write and read.
+    if (!env.subject.empty())
+      cmds.arg("subject").arg(env.subject);
   }
-  for (auto& s : streams)
-    cmds.push_back(minid_trim(s));
-  auto r = pool_->pipeline(cmds);
-  if (!r)
-    return track(std::move(r.error()));
+  for (auto& t : trims) {
+    auto argv = minid_trim(t);
+    cmds.begin(argv.size());
+    for (auto& x : argv)
+      cmds.arg(x);
+  }
+  if (auto err = pool_->pipeline(cmds, replies))
+    return track(std::move(err));
   out.reserve(envs.size());
   for (size_t i = 0; i < envs.size(); ++i) {
-    auto& x = (*r)[i];
+    auto& x = replies[i];
     if (x.is_error())
       return make_error(errc::invalid_argument,
                         fmt::format("XADD {} of {} in the batch failed ({} "
                                     "appended before it): {}",
                                     i + 1, envs.size(), out.size(), x.str));
-    auto id = x.as_string();
-    if (!id)
+    if (x.t != redis_value::type::string)
       return unexpected_reply("XADD", x);
-    out.push_back(std::move(*id));
+    out.push_back(std::move(x.str));
   }
   return out;
 }
@@ -419,12 +568,20 @@ durable_store::pending_and_new(const std::string& nova_id, size_t count,
   auto conn = pool_->lease();
   if (!conn)
     return track(std::move(conn.error()));
-  std::vector<std::vector<std::string>> cmds;
+  resp_buffer cmds;
+  std::vector<redis_value> replies;
+  auto check = [&]() -> caf::error {
+    for (auto& x : replies)
+      if (x.is_error())
+        return x.as_error();
+    return caf::none;
+  };
   if (!acks.empty()) {
-    cmds.push_back({"HSET", cursors_key(), nova_id, last_entry_id(acks)});
+    cmds.command({"HSET", cursors_key(), nova_id, last_entry_id(acks)});
     if (settings_.delete_on_ack) {
-      cmds.push_back({"XDEL", *stream});
-      cmds.back().insert(cmds.back().end(), acks.begin(), acks.end());
+      cmds.begin(acks.size() + 2).arg("XDEL").arg(*stream);
+      for (auto& id : acks)
+        cmds.arg(id);
     }
   }
   // Without pending entries: after what this store handed out last (one
@@ -433,12 +590,10 @@ durable_store::pending_and_new(const std::string& nova_id, size_t count,
   auto from = with_pending ? std::nullopt : delivered(nova_id);
   if (!from) {
     if (!cmds.empty()) {
-      auto r = (*conn)->pipeline(cmds);
-      if (!r)
-        return track(std::move(r.error()));
-      for (auto& x : *r)
-        if (x.is_error())
-          return x.as_error();
+      if (auto err = (*conn)->pipeline(cmds, replies))
+        return track(std::move(err));
+      if (auto err = check())
+        return err;
       cmds.clear();
     }
     auto pos = settled_position(**conn, *stream, nova_id);
@@ -446,37 +601,28 @@ durable_store::pending_and_new(const std::string& nova_id, size_t count,
       return std::move(pos.error());
     from = std::move(*pos);
   }
-  cmds.push_back({"XREAD", "COUNT", std::to_string(count), "STREAMS", *stream,
-                  *from});
-  auto rs = (*conn)->pipeline(cmds);
-  if (!rs)
-    return track(std::move(rs.error()));
-  for (auto& x : *rs)
-    if (x.is_error())
-      return x.as_error();
-  auto& r = rs->back();
+  cmds.command(
+    {"XREAD", "COUNT", std::to_string(count), "STREAMS", *stream, *from});
+  std::vector<std::pair<std::string, std::string>> bad_entries;
+  entry_reader reader{out, bad_entries};
+  if (auto err = (*conn)->pipeline(cmds, replies, &reader))
+    return track(std::move(err));
+  reader.finish();
+  if (auto err = check())
+    return err;
+  if (!reader.error().empty())
+    return redis_value{redis_value::type::error, 0, reader.error(), {}}
+      .as_error();
+  if (reader.shape_error())
+    return make_error(errc::decode_failed,
+                      "unexpected reply to XREAD of " + *stream);
+  set_delivered(nova_id, reader.last().empty() ? std::move(*from)
+                                               : std::move(reader.last()));
   std::vector<malformed_entry> bad;
-  std::string last;
-  if (!r.is_nil()) {
-    if (!r.is_array() || r.size() != 1 || !r[0].is_array() || r[0].size() != 2)
-      return unexpected_reply("XREAD", r);
-    auto& entries = r.elements[0].elements[1].elements;
-    out.reserve(entries.size());
-    for (auto& e : entries) {
-      if (!e.is_array() || e.size() != 2)
-        return unexpected_reply("XREAD", r);
-      last = e[0].str;
-      auto env = decode_entry(e[1]);
-      if (!env) {
-        malformed_.fetch_add(1, std::memory_order_relaxed);
-        bad.push_back({*stream, std::move(e.elements[0].str),
-                       describe(env.error())});
-        continue;
-      }
-      out.push_back({std::move(e.elements[0].str), std::move(*env)});
-    }
+  for (auto& [id, reason] : bad_entries) {
+    malformed_.fetch_add(1, std::memory_order_relaxed);
+    bad.push_back({*stream, std::move(id), std::move(reason)});
   }
-  set_delivered(nova_id, last.empty() ? std::move(*from) : std::move(last));
   if (malformed) {
     malformed->insert(malformed->end(), bad.begin(), bad.end());
   } else {

@@ -99,6 +99,57 @@ redisReplyObjectFunctions value_functions{create_string, create_array,
 
 using reply_ptr = std::unique_ptr<redis_value>;
 
+// The same parser hands a reply to a `reply_visitor` instead: nothing is
+// kept, every object is this marker. The visitor is the one of the calling
+// thread's current read (a reader is used by one thread at a time).
+thread_local reply_visitor* current_visitor = nullptr;
+char visited_marker;
+
+size_t depth_of(const redisReadTask* task) {
+  size_t n = 0;
+  for (auto* t = task->parent; t != nullptr; t = t->parent)
+    ++n;
+  return n;
+}
+
+size_t index_of(const redisReadTask* task) {
+  return task->parent == nullptr ? 0 : static_cast<size_t>(task->idx);
+}
+
+void* visit_string(const redisReadTask* task, char* str, size_t len) {
+  auto t = task->type == REDIS_REPLY_ERROR    ? redis_value::type::error
+           : task->type == REDIS_REPLY_STATUS ? redis_value::type::status
+                                              : redis_value::type::string;
+  current_visitor->on_string(depth_of(task), index_of(task), t,
+                             std::string_view{str, len});
+  return &visited_marker;
+}
+
+void* visit_array(const redisReadTask* task, int elements) {
+  current_visitor->on_array(depth_of(task), index_of(task),
+                            static_cast<size_t>(std::max(elements, 0)));
+  return &visited_marker;
+}
+
+void* visit_integer(const redisReadTask* task, long long value) {
+  current_visitor->on_integer(depth_of(task), index_of(task),
+                              static_cast<int64_t>(value));
+  return &visited_marker;
+}
+
+void* visit_nil(const redisReadTask* task) {
+  current_visitor->on_nil(depth_of(task), index_of(task));
+  return &visited_marker;
+}
+
+void free_nothing(void*) {
+  // The marker is no object.
+}
+
+redisReplyObjectFunctions visit_functions{visit_string, visit_array,
+                                          visit_integer, visit_nil,
+                                          free_nothing};
+
 // hiredis 0.14 writes with write(2), which raises SIGPIPE on a socket the
 // server has closed, and SIGPIPE's default action ends the process. Block it
 // on this thread for the duration of a call and swallow one we caused (what
@@ -283,6 +334,45 @@ bool all_digits(std::string_view x) noexcept {
 }
 
 } // namespace
+
+// -- resp_buffer --------------------------------------------------------------
+
+void resp_buffer::head(char tag, size_t n) {
+  char num[24];
+  buf_.push_back(tag);
+  auto r = std::to_chars(num, num + sizeof num, n);
+  buf_.append(num, r.ptr);
+  buf_.append("\r\n", 2);
+}
+
+resp_buffer& resp_buffer::begin(size_t args) {
+  head('*', args);
+  ++commands_;
+  return *this;
+}
+
+resp_buffer& resp_buffer::arg(std::string_view x) {
+  head('$', x.size());
+  buf_.append(x.data(), x.size());
+  buf_.append("\r\n", 2);
+  return *this;
+}
+
+resp_buffer& resp_buffer::arg(uint64_t x) {
+  char num[24];
+  auto r = std::to_chars(num, num + sizeof num, x);
+  return arg(std::string_view{num, static_cast<size_t>(r.ptr - num)});
+}
+
+resp_buffer&
+resp_buffer::command(std::initializer_list<std::string_view> args) {
+  begin(args.size());
+  for (auto x : args)
+    arg(x);
+  return *this;
+}
+
+reply_visitor::~reply_visitor() = default;
 
 // -- redis_settings -----------------------------------------------------------
 
@@ -577,9 +667,18 @@ struct redis_connection::impl {
   // stays empty, so redisGetReply only reads. A failure is recorded on the
   // context as hiredis records its own (`fail_io` reads it).
   bool send_wbuf() {
+    if (!send_bytes(wbuf))
+      return false;
+    // A huge batch once should not pin its buffer for good.
+    if (wbuf.capacity() > max_kept_wbuf)
+      std::string{}.swap(wbuf);
+    return true;
+  }
+
+  bool send_bytes(std::string_view bytes) {
     size_t done = 0;
-    while (done < wbuf.size()) {
-      auto n = ::send(ctx->fd, wbuf.data() + done, wbuf.size() - done,
+    while (done < bytes.size()) {
+      auto n = ::send(ctx->fd, bytes.data() + done, bytes.size() - done,
                       MSG_NOSIGNAL);
       if (n > 0) {
         done += static_cast<size_t>(n);
@@ -594,9 +693,6 @@ struct redis_connection::impl {
       errno = saved_errno;
       return false;
     }
-    // A huge batch once should not pin its buffer for good.
-    if (wbuf.capacity() > max_kept_wbuf)
-      std::string{}.swap(wbuf);
     return true;
   }
 
@@ -776,6 +872,52 @@ redis_connection::command(const std::vector<std::string>& argv) {
   auto reply = impl_->exec(argv, impl_->settings.command_timeout);
   return impl_->check_reply(argv.empty() ? std::string{} : argv.front(),
                             std::move(reply));
+}
+
+caf::error redis_connection::pipeline(const resp_buffer& cmds,
+                                     std::vector<redis_value>& out,
+                                     reply_visitor* last) {
+  out.clear();
+  if (cmds.empty())
+    return caf::none;
+  auto& x = *impl_;
+  if (auto err = x.ensure())
+    return err;
+  sigpipe_guard guard;
+  errno = 0;
+  if (!x.send_bytes(cmds.bytes()))
+    return x.fail_io("a pipeline", x.settings.command_timeout, errno);
+  auto n = cmds.commands();
+  out.reserve(last ? n - 1 : n);
+  for (size_t i = 0; i < n; ++i) {
+    void* raw = nullptr;
+    errno = 0;
+    auto* reader = x.ctx->reader;
+    bool visit = last != nullptr && i + 1 == n;
+    if (visit) {
+      reader->fn = &visit_functions;
+      current_visitor = last;
+    }
+    auto rc = redisGetReply(x.ctx.get(), &raw);
+    if (visit) {
+      // A reply cut short leaves the marker as the reader's partial reply;
+      // the value functions must never be asked to free it.
+      if (reader->reply == &visited_marker)
+        reader->reply = nullptr;
+      reader->fn = &value_functions;
+      current_visitor = nullptr;
+    }
+    if (rc != REDIS_OK || raw == nullptr) {
+      auto saved_errno = errno;
+      return x.fail_io(fmt::format("a pipeline of {} commands (at {})", n, i),
+                       x.settings.command_timeout, saved_errno);
+    }
+    if (!visit) {
+      reply_ptr reply{static_cast<redis_value*>(raw)};
+      out.push_back(std::move(*reply));
+    }
+  }
+  return caf::none;
 }
 
 caf::expected<std::vector<redis_value>>
@@ -1062,6 +1204,12 @@ redis_pool::command(const std::vector<std::string>& argv) {
 caf::expected<std::vector<redis_value>>
 redis_pool::pipeline(const std::vector<std::vector<std::string>>& cmds) {
   return with([&](redis_connection& c) { return c.pipeline(cmds); });
+}
+
+caf::error redis_pool::pipeline(const resp_buffer& cmds,
+                               std::vector<redis_value>& out,
+                               reply_visitor* last) {
+  return with([&](redis_connection& c) { return c.pipeline(cmds, out, last); });
 }
 
 caf::expected<redis_value>

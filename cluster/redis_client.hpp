@@ -3,8 +3,10 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -101,6 +103,69 @@ struct redis_value {
 /// Renders a reply for logs and test output, `redis-cli` style on one line.
 [[nodiscard]] std::string to_string(const redis_value& x);
 
+/// Commands written in RESP as they are built, for a pipeline: no vector of
+/// argument strings per command (the hot paths append thousands at once).
+/// Arguments are binary-safe.
+class resp_buffer {
+public:
+  /// Starts a command of `args` arguments (the command name included);
+  /// exactly that many `arg` calls follow.
+  resp_buffer& begin(size_t args);
+
+  resp_buffer& arg(std::string_view x);
+
+  /// A decimal number.
+  resp_buffer& arg(uint64_t x);
+
+  /// A whole command.
+  resp_buffer& command(std::initializer_list<std::string_view> args);
+
+  /// Commands begun so far.
+  [[nodiscard]] size_t commands() const noexcept {
+    return commands_;
+  }
+
+  [[nodiscard]] const std::string& bytes() const noexcept {
+    return buf_;
+  }
+
+  [[nodiscard]] bool empty() const noexcept {
+    return commands_ == 0;
+  }
+
+  void clear() noexcept {
+    buf_.clear();
+    commands_ = 0;
+  }
+
+private:
+  void head(char tag, size_t n);
+
+  std::string buf_;
+  size_t commands_ = 0;
+};
+
+/// Takes one reply piece by piece, as hiredis parses it, instead of a
+/// `redis_value` tree: for replies read into something else (stream entries
+/// into envelopes) without a copy of every field. `depth` 0 is the reply
+/// itself; `index` is the place in the enclosing array (0 at depth 0).
+/// Arrays come before their elements, in order. Must not throw.
+class reply_visitor {
+public:
+  virtual ~reply_visitor();
+
+  virtual void on_array(size_t depth, size_t index, size_t elements) = 0;
+
+  /// A string, status or error (`t`); `bytes` lives for the call only.
+  virtual void on_string(size_t depth, size_t index, redis_value::type t,
+                         std::string_view bytes)
+    = 0;
+
+  virtual void on_integer(size_t depth, size_t index, int64_t value) = 0;
+
+  virtual void on_nil(size_t depth, size_t index) = 0;
+};
+
 /// One connection to the server (the RAII adapter over a hiredis context).
 /// Not thread-safe: one user at a time, or go through `redis_pool`.
 ///
@@ -144,6 +209,13 @@ public:
   /// inside MULTI ... EXEC they run all or none.
   [[nodiscard]] caf::expected<std::vector<redis_value>>
   pipeline(const std::vector<std::vector<std::string>>& cmds);
+
+  /// As `pipeline`, for commands already in RESP: the replies replace the
+  /// contents of `out`, in order; with `last`, the last reply goes to it
+  /// instead (and `out` holds one reply less).
+  [[nodiscard]] caf::error pipeline(const resp_buffer& cmds,
+                                    std::vector<redis_value>& out,
+                                    reply_visitor* last = nullptr);
 
   /// As `command`, for a command that blocks on the server for up to
   /// `timeout` (`XREADGROUP ... BLOCK <ms>`, the same duration): waits for
@@ -242,6 +314,10 @@ public:
 
   [[nodiscard]] caf::expected<std::vector<redis_value>>
   pipeline(const std::vector<std::vector<std::string>>& cmds);
+
+  [[nodiscard]] caf::error pipeline(const resp_buffer& cmds,
+                                    std::vector<redis_value>& out,
+                                    reply_visitor* last = nullptr);
 
   [[nodiscard]] caf::expected<redis_value>
   blocking(const std::vector<std::string>& argv, caf::timespan timeout);

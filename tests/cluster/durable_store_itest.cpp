@@ -528,6 +528,31 @@ TEST_CASE("a malformed inbox entry is reported and moved to the dead stream "
   CHECK(nova::is(again, errc::not_found));
 }
 
+TEST_CASE("catch-up finds the envelope field in any place and reports an "
+          "entry without one") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  auto env = direct("alice", "bob", "late field");
+  // Written by another tool: plain fields first, the envelope last.
+  auto late = f.cmd({"XADD", "nova.inbox.bob", "*", "from", "alice", "kind",
+                     "direct", "envelope", nova::encode(env)})
+                .str;
+  auto none = f.cmd({"XADD", "nova.inbox.bob", "*", "payload", "raw"}).str;
+  must(f.store->append(direct("alice", "bob", "after")));
+  std::vector<malformed_entry> bad;
+  auto got = must(f.store->pending_and_new("bob", 100, &bad));
+  CHECK(payloads(got) == std::vector<std::string>{"late field", "after"});
+  CHECK(got[0].entry_id == late);
+  CHECK(got[0].env == env);
+  REQUIRE(bad.size() == 1);
+  CHECK(bad[0].entry_id == none);
+  CHECK(bad[0].reason == "stream entry has no envelope field");
+  // The next read goes on after all three.
+  must(f.store->append(direct("alice", "bob", "new")));
+  CHECK(payloads(must(f.store->pending_and_new("bob", 100, nullptr, false)))
+        == std::vector<std::string>{"new"});
+}
+
 TEST_CASE("without a malformed list, catch-up moves bad entries to the dead "
           "stream itself") {
   NOVA_REQUIRE_REDIS_SERVER();

@@ -10,6 +10,8 @@
 
 #include <poll.h>
 
+#include <fmt/format.h>
+
 #include "cluster/redis_client.hpp"
 #include "messages/errc.hpp"
 #include "support/redis_server.hpp"
@@ -395,6 +397,88 @@ TEST_CASE("a reply nested more than eight arrays deep is decode_failed "
   CHECK_FALSE(conn.ok());
   CHECK(must(run(conn, {"PING"}).as_string()) == "PONG");
   CHECK(conn.reconnects() == 1);
+}
+
+namespace {
+
+// Writes what a visitor is given as one line per piece.
+class trace_visitor : public nova::reply_visitor {
+public:
+  std::vector<std::string> lines;
+
+  void on_array(size_t depth, size_t index, size_t elements) override {
+    lines.push_back(fmt::format("{}:{} array {}", depth, index, elements));
+  }
+
+  void on_string(size_t depth, size_t index, redis_value::type t,
+                 std::string_view bytes) override {
+    const char* name = t == redis_value::type::error    ? "error"
+                       : t == redis_value::type::status ? "status"
+                                                        : "string";
+    lines.push_back(fmt::format("{}:{} {} {}", depth, index, name, bytes));
+  }
+
+  void on_integer(size_t depth, size_t index, int64_t value) override {
+    lines.push_back(fmt::format("{}:{} integer {}", depth, index, value));
+  }
+
+  void on_nil(size_t depth, size_t index) override {
+    lines.push_back(fmt::format("{}:{} nil", depth, index));
+  }
+};
+
+} // namespace
+
+TEST_CASE("a pipeline written in RESP hands its last reply to a visitor "
+          "piece by piece") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto conn = connect(srv);
+  nova::resp_buffer cmds;
+  std::string binary{"a\0b\r\nc", 6};
+  cmds.command({"SET", "k", binary});
+  cmds.begin(4).arg("HSET").arg("h").arg(uint64_t{42}).arg("v");
+  cmds.command({"EVAL", "return {1, 'x', {false, 'y'}, redis.error_reply('no')}",
+                "0"});
+  CHECK(cmds.commands() == 3);
+  std::vector<redis_value> out;
+  trace_visitor v;
+  REQUIRE_FALSE(conn.pipeline(cmds, out, &v));
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].t == redis_value::type::status);
+  CHECK(out[1].integer == 1);
+  CHECK(v.lines
+        == strings{"0:0 array 4", "1:0 integer 1", "1:1 string x",
+                   "1:2 array 2", "2:0 nil", "2:1 string y", "1:3 error ERR no"});
+  CHECK(run(conn, {"GET", "k"}).str == binary);
+  CHECK(run(conn, {"HGET", "h", "42"}).str == "v");
+  // Without a visitor every reply is a value; the buffer is reusable.
+  cmds.clear();
+  CHECK(cmds.empty());
+  cmds.command({"PING"}).command({"GET", "missing"});
+  REQUIRE_FALSE(conn.pipeline(cmds, out));
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].str == "PONG");
+  CHECK(out[1].is_nil());
+}
+
+TEST_CASE("a visited reply hiredis cannot parse is decode_failed and the "
+          "next call reconnects") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto conn = connect(srv);
+  nova::resp_buffer cmds;
+  cmds.command({"EVAL", "return {{{{{{{{{1}}}}}}}}}", "0"});
+  std::vector<redis_value> out;
+  trace_visitor v;
+  auto err = conn.pipeline(cmds, out, &v);
+  REQUIRE(err);
+  INFO(text_of(err));
+  CHECK(nova::is(err, errc::decode_failed));
+  CHECK_FALSE(conn.ok());
+  CHECK(must(run(conn, {"PING"}).as_string()) == "PONG");
+  // And the reader builds values again.
+  CHECK(run(conn, {"EVAL", "return {1, {2}}", "0"})[1][0].integer == 2);
 }
 
 TEST_CASE("the pool serves 8 threads doing 500 INCR each with an exact "
