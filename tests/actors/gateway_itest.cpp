@@ -137,8 +137,16 @@ TEST_CASE("a request across nodes times out with a clear error", "[gateway]") {
   NOVA_REQUIRE_NATS_SERVER();
   nats_server srv;
   auto pfx = fresh_prefix();
-  node a{nats_config("node-a", srv.url(), pfx)};
-  node b{nats_config("node-b", srv.url(), pfx)};
+  // The replier blocks its thread for 500 ms per request: with the tests'
+  // 200 ms heartbeat a loaded machine can miss enough heartbeats for node a
+  // to drop sloth (unknown_nova instead of a timeout).
+  auto slow_heartbeats = [&](const char* id) {
+    auto cfg = nats_config(id, srv.url(), pfx);
+    cfg.limits.heartbeat_interval = 2s;
+    return cfg;
+  };
+  node a{slow_heartbeats("node-a")};
+  node b{slow_heartbeats("node-b")};
   REQUIRE(b.spawn<slow_replier>("sloth"));
   REQUIRE(knows(a, "sloth"));
   // Presence can arrive before the server has the inbox subscription of
@@ -146,6 +154,7 @@ TEST_CASE("a request across nodes times out with a clear error", "[gateway]") {
   REQUIRE(a.request("sloth", "warm-up", 5s));
   auto r = a.request("sloth", "x", 100ms);
   REQUIRE(!r);
+  INFO(describe(r.error()));
   CHECK(is(r.error(), errc::request_timeout));
   auto ok = a.request("sloth", "y", 3s);
   REQUIRE(ok);
