@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstring>
 
 #include <fmt/format.h>
 
@@ -259,31 +260,95 @@ private:
 
 dedup_window::dedup_window(size_t capacity)
   : ring_(std::max<size_t>(capacity, 1)) {
-  set_.reserve(ring_.size() + 1);
+  // At most half full: probe runs stay short.
+  size_t n = 16;
+  while (n < ring_.size() * 2)
+    n *= 2;
+  slots_.assign(n, 0);
+  mask_ = n - 1;
+}
+
+uint64_t dedup_window::hash(std::string_view x) noexcept {
+  // 8 bytes at a time, multiply-xorshift mixing; ids are short.
+  uint64_t h = 0x9e3779b97f4a7c15ULL ^ x.size();
+  size_t i = 0;
+  for (; i + 8 <= x.size(); i += 8) {
+    uint64_t w;
+    std::memcpy(&w, x.data() + i, 8);
+    h = (h ^ w) * 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 31;
+  }
+  if (i < x.size()) {
+    uint64_t w = 0;
+    std::memcpy(&w, x.data() + i, x.size() - i);
+    h = (h ^ w) * 0x94d049bb133111ebULL;
+  }
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  return h ^ (h >> 32);
+}
+
+size_t dedup_window::find(const msg_id& id, uint64_t h) const noexcept {
+  auto tag = h >> 32;
+  for (auto i = static_cast<size_t>(h) & mask_;; i = (i + 1) & mask_) {
+    auto slot = slots_[i];
+    if (slot == 0)
+      return i;
+    if ((slot >> 32) == tag
+        && ring_[static_cast<uint32_t>(slot) - 1].view() == id.view())
+      return i;
+  }
+}
+
+void dedup_window::erase_slot(size_t i) noexcept {
+  // Backward shift: an entry further on whose home is not between the hole
+  // and itself moves into the hole.
+  for (auto j = (i + 1) & mask_;; j = (j + 1) & mask_) {
+    auto slot = slots_[j];
+    if (slot == 0)
+      break;
+    auto& id = ring_[static_cast<uint32_t>(slot) - 1];
+    auto home = static_cast<size_t>(hash(id.view())) & mask_;
+    if (((j - home) & mask_) >= ((j - i) & mask_)) {
+      slots_[i] = slot;
+      i = j;
+    }
+  }
+  slots_[i] = 0;
 }
 
 bool dedup_window::seen_before(const msg_id& id) {
   if (id.empty())
     return false;
-  // One lookup for the common case, a new id; the oldest goes after.
-  if (!set_.insert(id).second)
+  auto h = hash(id.view());
+  auto i = find(id, h);
+  if (slots_[i] != 0)
     return true;
-  if (set_.size() > ring_.size())
-    set_.erase(ring_[next_]);
+  if (size_ == ring_.size()) {
+    // Forget the oldest, then look for the place again: the shift may have
+    // moved the run this id belongs to.
+    auto& old = ring_[next_];
+    erase_slot(find(old, hash(old.view())));
+    --size_;
+    i = find(id, h);
+  }
   ring_[next_] = id;
+  slots_[i] = (h >> 32 << 32) | (static_cast<uint64_t>(next_) + 1);
   next_ = (next_ + 1) % ring_.size();
+  ++size_;
   return false;
 }
 
 bool dedup_window::contains(const msg_id& id) const {
-  return !id.empty() && set_.count(id) > 0;
+  return !id.empty() && slots_[find(id, hash(id.view()))] != 0;
 }
 
 void dedup_window::clear() {
-  set_.clear();
+  std::fill(slots_.begin(), slots_.end(), 0);
   for (auto& x : ring_)
     x.clear();
   next_ = 0;
+  size_ = 0;
 }
 
 // -- construction -------------------------------------------------------------

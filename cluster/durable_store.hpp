@@ -8,8 +8,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include <caf/error.hpp>
@@ -47,9 +47,10 @@ struct malformed_entry {
 
 /// Remembers the last `capacity` envelope ids it was asked about, for the
 /// receiver side of at-least-once delivery: `seen_before` is O(1), memory is
-/// bounded (a ring of ids plus a hash set of the same ids), the oldest id is
-/// forgotten first. Plain C++, no store involved. Not thread-safe: one per
-/// receiver (a Nova's actor state), or guard it.
+/// bounded (a ring of ids plus an open-addressing table of ring positions,
+/// allocated once), the oldest id is forgotten first. Plain C++, no store
+/// involved. Not thread-safe: one per receiver (a Nova's actor state), or
+/// guard it.
 class dedup_window {
 public:
   static constexpr size_t default_capacity = 100'000;
@@ -66,7 +67,7 @@ public:
   [[nodiscard]] bool contains(const msg_id& id) const;
 
   [[nodiscard]] size_t size() const noexcept {
-    return set_.size();
+    return size_;
   }
 
   [[nodiscard]] size_t capacity() const noexcept {
@@ -76,9 +77,21 @@ public:
   void clear();
 
 private:
+  static uint64_t hash(std::string_view x) noexcept;
+
+  // The table slot holding `id` (hash `h`), or the empty slot that ends its
+  // probe sequence.
+  size_t find(const msg_id& id, uint64_t h) const noexcept;
+
+  // Empties slot `i`, moving later entries of its probe run back.
+  void erase_slot(size_t i) noexcept;
+
   std::vector<msg_id> ring_;
   size_t next_ = 0;
-  std::unordered_set<msg_id> set_;
+  size_t size_ = 0;
+  // 0: empty; else the hash's upper half and ring position + 1.
+  std::vector<uint64_t> slots_;
+  size_t mask_ = 0;
 };
 
 /// The durable delivery class in the store (DragonflyDB, or any server

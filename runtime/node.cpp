@@ -53,15 +53,20 @@ caf::error refuse_if_closed(const runtime_context& ctx) {
 /// bursts; with glibc's default trim threshold (128 KiB) every burst ends
 /// with `madvise` handing pages back and the next one faulting them in
 /// again, about a tenth of the inbound path's time. Keep up to 64 MiB of
-/// free heap per arena instead. Set once per process; a threshold set
-/// through GLIBC_TUNABLES wins.
+/// free heap per arena instead. Setting it also fixes glibc's mmap
+/// threshold at 128 KiB, so every batch buffer above that (a durable read
+/// of 2,048 envelopes is about 700 KiB) would be mapped, faulted in and
+/// unmapped each time: serve blocks up to 16 MiB from the heap too. Set
+/// once per process; thresholds set through GLIBC_TUNABLES win.
 void tune_allocator() {
   static const bool done = [] {
-    auto tunables = std::getenv("GLIBC_TUNABLES");
-    if (tunables == nullptr
-        || std::string_view{tunables}.find("trim_threshold")
-             == std::string_view::npos)
+    auto tunables = std::string_view{};
+    if (auto x = std::getenv("GLIBC_TUNABLES"))
+      tunables = x;
+    if (tunables.find("trim_threshold") == std::string_view::npos)
       mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    if (tunables.find("mmap_threshold") == std::string_view::npos)
+      mallopt(M_MMAP_THRESHOLD, 16 << 20);
     return true;
   }();
   static_cast<void>(done);

@@ -3,7 +3,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -597,6 +599,39 @@ TEST_CASE("the dedup window recognises repeats and forgets the oldest beyond "
   w.clear();
   CHECK(w.size() == 0);
   CHECK(!w.seen_before(msg_id{"c"}));
+}
+
+TEST_CASE("the dedup window answers as a ring of the last ids would, over "
+          "many random repeats") {
+  // The model: the last `cap` distinct ids recorded, oldest first.
+  for (size_t cap : {1u, 2u, 7u, 64u, 1000u}) {
+    dedup_window w{cap};
+    std::deque<std::string> model;
+    uint64_t state = 12345 + cap;
+    auto next = [&] {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      return state >> 33;
+    };
+    size_t mismatches = 0;
+    for (int i = 0; i < 20'000; ++i) {
+      // Few distinct ids: most lookups repeat a recent one or an evicted one.
+      auto id = "id-" + std::to_string(next() % (cap * 3 + 5));
+      bool expected =
+        std::find(model.begin(), model.end(), id) != model.end();
+      if (!expected) {
+        model.push_back(id);
+        if (model.size() > cap)
+          model.pop_front();
+      }
+      if (w.seen_before(msg_id{id}) != expected)
+        ++mismatches;
+    }
+    INFO("capacity " << cap);
+    CHECK(mismatches == 0);
+    CHECK(w.size() == model.size());
+    for (auto& id : model)
+      CHECK(w.contains(msg_id{id}));
+  }
 }
 
 TEST_CASE("the dedup window stays bounded under many ids") {
