@@ -259,7 +259,7 @@ private:
 // -- dedup_window -------------------------------------------------------------
 
 dedup_window::dedup_window(size_t capacity)
-  : ring_(std::max<size_t>(capacity, 1)) {
+  : ring_(std::max<size_t>(capacity, 1)), hashes_(ring_.size()) {
   // At most half full: probe runs stay short.
   size_t n = 16;
   while (n < ring_.size() * 2)
@@ -289,8 +289,10 @@ uint64_t dedup_window::hash(std::string_view x) noexcept {
 }
 
 size_t dedup_window::find(const msg_id& id, uint64_t h) const noexcept {
+  // The upper half of the hash is both the tag in the slot and the home
+  // position: probing and shifting never need the ids themselves.
   auto tag = h >> 32;
-  for (auto i = static_cast<size_t>(h) & mask_;; i = (i + 1) & mask_) {
+  for (auto i = static_cast<size_t>(tag) & mask_;; i = (i + 1) & mask_) {
     auto slot = slots_[i];
     if (slot == 0)
       return i;
@@ -307,8 +309,7 @@ void dedup_window::erase_slot(size_t i) noexcept {
     auto slot = slots_[j];
     if (slot == 0)
       break;
-    auto& id = ring_[static_cast<uint32_t>(slot) - 1];
-    auto home = static_cast<size_t>(hash(id.view())) & mask_;
+    auto home = static_cast<size_t>(slot >> 32) & mask_;
     if (((j - home) & mask_) >= ((j - i) & mask_)) {
       slots_[i] = slot;
       i = j;
@@ -327,12 +328,12 @@ bool dedup_window::seen_before(const msg_id& id) {
   if (size_ == ring_.size()) {
     // Forget the oldest, then look for the place again: the shift may have
     // moved the run this id belongs to.
-    auto& old = ring_[next_];
-    erase_slot(find(old, hash(old.view())));
+    erase_slot(find(ring_[next_], hashes_[next_]));
     --size_;
     i = find(id, h);
   }
   ring_[next_] = id;
+  hashes_[next_] = h;
   slots_[i] = (h >> 32 << 32) | (static_cast<uint64_t>(next_) + 1);
   next_ = (next_ + 1) % ring_.size();
   ++size_;

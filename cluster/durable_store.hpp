@@ -87,6 +87,8 @@ private:
   void erase_slot(size_t i) noexcept;
 
   std::vector<msg_id> ring_;
+  // The hash of each id in the ring.
+  std::vector<uint64_t> hashes_;
   size_t next_ = 0;
   size_t size_ = 0;
   // 0: empty; else the hash's upper half and ring position + 1.
