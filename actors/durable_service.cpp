@@ -164,18 +164,60 @@ void durable_service::notify(const envelope& env, const std::string& entry_id,
 }
 
 void durable_service::run_writer() {
-  std::vector<envelope> batch;
+  // Two batches in flight on one connection: while the server appends one,
+  // this thread formats and sends the next, then reads the older one's
+  // replies and notifies for it.
+  constexpr size_t max_in_flight = 2;
+  durable_store::appender out{*store_};
+  std::deque<std::vector<envelope>> in_flight; // oldest first
   auto delay = settings_.retry_min;
   clock::time_point deadline{};
+  // After a connection error nothing in flight is known to be written:
+  // everything goes back to the front of the queue, in order, and is sent
+  // again once the store answers (receivers drop what arrives twice).
+  auto requeue = [&](std::vector<envelope>* batch) {
+    out.reset();
+    std::lock_guard guard{write_mtx_};
+    if (batch != nullptr)
+      to_write_.insert(to_write_.begin(), std::make_move_iterator(batch->begin()),
+                       std::make_move_iterator(batch->end()));
+    for (auto i = in_flight.rbegin(); i != in_flight.rend(); ++i)
+      to_write_.insert(to_write_.begin(), std::make_move_iterator(i->begin()),
+                       std::make_move_iterator(i->end()));
+    in_flight.clear();
+  };
+  // Waits before the next attempt; false when the node stops and the drain
+  // time is over (what waits is then lost, and said so).
+  auto back_off = [&](const caf::error& err) {
+    failed(err, "writing durable envelopes");
+    std::unique_lock guard{write_mtx_};
+    if (stopping_ && clock::now() >= deadline) {
+      auto lost = to_write_.size();
+      spdlog::error("durable: the node stops with {} accepted durable "
+                    "envelopes the store never took: they are lost",
+                    lost);
+      ctx_->stats.add(counter::dead_letters, lost);
+      backlog_.store(0, std::memory_order_relaxed);
+      return false;
+    }
+    write_cv_.wait_for(guard, delay);
+    delay = next_delay(delay);
+    return true;
+  };
   for (;;) {
+    std::vector<envelope> batch;
     {
       std::unique_lock guard{write_mtx_};
-      if (batch.empty()) {
+      if (in_flight.empty()) {
         write_cv_.wait(guard,
                        [this] { return stopping_ || !to_write_.empty(); });
         if (to_write_.empty())
           return; // stopping, everything written
-        while (!to_write_.empty() && batch.size() < settings_.batch) {
+      }
+      if (in_flight.size() < max_in_flight) {
+        auto n = std::min(to_write_.size(), settings_.batch);
+        batch.reserve(n);
+        for (size_t i = 0; i < n; ++i) {
           batch.push_back(std::move(to_write_.front()));
           to_write_.pop_front();
         }
@@ -183,28 +225,41 @@ void durable_service::run_writer() {
       if (stopping_ && deadline == clock::time_point{})
         deadline = clock::now() + drain_;
     }
-    auto ids = store_->append_batch(batch);
-    if (!ids && is(ids.error(), errc::backend_unavailable)) {
-      failed(ids.error(), "writing durable envelopes");
-      std::unique_lock guard{write_mtx_};
-      if (stopping_ && clock::now() >= deadline) {
-        auto lost = batch.size() + to_write_.size();
-        spdlog::error("durable: the node stops with {} accepted durable "
-                      "envelopes the store never took: they are lost",
-                      lost);
-        ctx_->stats.add(counter::dead_letters, lost);
-        backlog_.store(0, std::memory_order_relaxed);
-        return;
+    if (!batch.empty()) {
+      if (auto err = out.send(batch)) {
+        if (is(err, errc::backend_unavailable)) {
+          requeue(&batch);
+          if (!back_off(err))
+            return;
+          continue;
+        }
+        // Not a connection problem: the store would refuse these (it should
+        // not, they were checked). Say so; they are not retried forever.
+        spdlog::error("durable: the store refused {} envelopes: {}",
+                      batch.size(), describe(err));
+        ctx_->stats.add(counter::dead_letters, batch.size());
+        backlog_.fetch_sub(batch.size(), std::memory_order_relaxed);
+        continue;
       }
-      write_cv_.wait_for(guard, delay);
-      delay = next_delay(delay);
-      continue; // the same batch again
+      in_flight.push_back(std::move(batch));
+      if (in_flight.size() < max_in_flight) {
+        std::lock_guard guard{write_mtx_};
+        if (!to_write_.empty())
+          continue; // send the next one before reading
+      }
+    }
+    auto ids = out.receive();
+    if (!ids && is(ids.error(), errc::backend_unavailable)) {
+      requeue(nullptr);
+      if (!back_off(ids.error()))
+        return;
+      continue;
     }
     delay = settings_.retry_min;
-    auto n = batch.size();
+    auto done = std::move(in_flight.front());
+    in_flight.pop_front();
+    auto n = done.size();
     if (!ids) {
-      // Not a connection problem: the store refused these (it should not,
-      // they were checked). Say so; they are not retried forever.
       spdlog::error("durable: the store refused {} envelopes: {}", n,
                     describe(ids.error()));
       ctx_->stats.add(counter::dead_letters, n);
@@ -212,10 +267,9 @@ void durable_service::run_writer() {
       recovered();
       std::vector<std::string> woken;
       for (size_t i = 0; i < n && i < ids->size(); ++i)
-        notify(batch[i], (*ids)[i], woken);
+        notify(done[i], (*ids)[i], woken);
     }
     backlog_.fetch_sub(n, std::memory_order_relaxed);
-    batch.clear();
   }
 }
 

@@ -483,17 +483,13 @@ caf::expected<std::string> durable_store::append(const envelope& env) {
   return x.as_string();
 }
 
-caf::expected<std::vector<std::string>>
-durable_store::append_batch(const std::vector<envelope>& envs) {
-  std::vector<std::string> out;
-  if (envs.empty())
-    return out;
+caf::expected<size_t>
+durable_store::format_batch(const std::vector<envelope>& envs,
+                            resp_buffer& cmds) const {
   // Written straight into RESP: per envelope the encoded bytes once, no
-  // argument vector. Buffers are kept per thread (the durable writer).
-  thread_local resp_buffer cmds;
+  // argument vector.
   thread_local std::string encoded;
-  thread_local std::vector<redis_value> replies;
-  cmds.clear();
+  auto mark = cmds.bytes().size();
   auto max_len = std::to_string(settings_.max_len);
   std::vector<std::string> trims;
   const envelope* prev = nullptr;
@@ -520,7 +516,6 @@ durable_store::append_batch(const std::vector<envelope>& envs) {
     prev = &env;
     encoded.clear();
     encode_to(env, encoded);
-    auto kind_name = to_string(env.kind);
     cmds.begin(env.subject.empty() ? 14 : 16)
       .arg("XADD")
       .arg(stream)
@@ -535,7 +530,7 @@ durable_store::append_batch(const std::vector<envelope>& envs) {
       .arg("from")
       .arg(env.from)
       .arg("kind")
-      .arg(kind_name);
+      .arg(to_string(env.kind));
     // Direct sends mostly have none; every field costs the server time on
     // each write and read.
     if (!env.subject.empty())
@@ -547,21 +542,81 @@ durable_store::append_batch(const std::vector<envelope>& envs) {
     for (auto& x : argv)
       cmds.arg(x);
   }
-  if (auto err = pool_->pipeline(cmds, replies))
-    return track(std::move(err));
-  out.reserve(envs.size());
-  for (size_t i = 0; i < envs.size(); ++i) {
+  static_cast<void>(mark);
+  return envs.size();
+}
+
+caf::expected<std::vector<std::string>>
+durable_store::entry_ids_of(std::vector<redis_value>& replies, size_t n) {
+  std::vector<std::string> out;
+  out.reserve(n);
+  for (size_t i = 0; i < n && i < replies.size(); ++i) {
     auto& x = replies[i];
     if (x.is_error())
       return make_error(errc::invalid_argument,
                         fmt::format("XADD {} of {} in the batch failed ({} "
                                     "appended before it): {}",
-                                    i + 1, envs.size(), out.size(), x.str));
+                                    i + 1, n, out.size(), x.str));
     if (x.t != redis_value::type::string)
       return unexpected_reply("XADD", x);
     out.push_back(std::move(x.str));
   }
   return out;
+}
+
+caf::expected<std::vector<std::string>>
+durable_store::append_batch(const std::vector<envelope>& envs) {
+  if (envs.empty())
+    return std::vector<std::string>{};
+  thread_local resp_buffer cmds;
+  thread_local std::vector<redis_value> replies;
+  cmds.clear();
+  auto n = format_batch(envs, cmds);
+  if (!n)
+    return std::move(n.error());
+  if (auto err = pool_->pipeline(cmds, replies))
+    return track(std::move(err));
+  return entry_ids_of(replies, *n);
+}
+
+caf::error durable_store::appender::send(const std::vector<envelope>& envs) {
+  if (envs.empty())
+    return caf::none;
+  cmds_.clear();
+  auto n = store_.format_batch(envs, cmds_);
+  if (!n)
+    return std::move(n.error());
+  if (!lease_) {
+    auto conn = store_.pool_->lease();
+    if (!conn)
+      return store_.track(std::move(conn.error()));
+    lease_.emplace(std::move(*conn));
+  }
+  if (auto err = (*lease_)->send(cmds_)) {
+    reset();
+    return store_.track(std::move(err));
+  }
+  batches_.push_back(batch{*n, cmds_.commands()});
+  return caf::none;
+}
+
+caf::expected<std::vector<std::string>> durable_store::appender::receive() {
+  if (batches_.empty() || !lease_)
+    return make_error(errc::invalid_argument, "no batch in flight");
+  auto b = batches_.front();
+  batches_.pop_front();
+  if (auto err = (*lease_)->receive(b.commands, replies_)) {
+    reset();
+    return store_.track(std::move(err));
+  }
+  if (batches_.empty())
+    lease_.reset(); // idle: the connection goes back to the pool
+  return entry_ids_of(replies_, b.xadds);
+}
+
+void durable_store::appender::reset() {
+  batches_.clear();
+  lease_.reset();
 }
 
 // -- catch-up -----------------------------------------------------------------

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -166,6 +167,46 @@ public:
   [[nodiscard]] caf::expected<std::vector<std::string>>
   append_batch(const std::vector<envelope>& envs);
 
+  /// `append_batch` in two halves, with several batches in flight on one
+  /// connection: while the server appends one batch, its writer prepares
+  /// the next. One per writer thread, not thread-safe; it holds a pooled
+  /// connection while anything is in flight.
+  class appender {
+  public:
+    explicit appender(durable_store& store) : store_(store) {
+      // nop
+    }
+
+    /// Checks and sends `envs` (as `append_batch`: a refusal sends
+    /// nothing); the replies are read by `receive`.
+    [[nodiscard]] caf::error send(const std::vector<envelope>& envs);
+
+    /// The entry ids of the oldest batch sent and not received. A
+    /// connection error forgets every batch in flight: they may or may
+    /// not have been appended, and the caller sends them again.
+    [[nodiscard]] caf::expected<std::vector<std::string>> receive();
+
+    /// Batches sent and not received.
+    [[nodiscard]] size_t in_flight() const noexcept {
+      return batches_.size();
+    }
+
+    /// Forgets what is in flight and gives the connection back.
+    void reset();
+
+  private:
+    struct batch {
+      size_t xadds = 0;
+      size_t commands = 0;
+    };
+
+    durable_store& store_;
+    std::optional<redis_lease> lease_;
+    std::deque<batch> batches_;
+    resp_buffer cmds_;
+    std::vector<redis_value> replies_;
+  };
+
   /// Up to `count` entries of `nova_id`'s inbox after its cursor, oldest
   /// first: those handed to it before and not settled, then new ones.
   /// Without `with_pending`, the entries after the last one this store
@@ -264,6 +305,15 @@ private:
   // The XADD (and optional XTRIM MINID) commands for one envelope.
   caf::expected<std::string> prepare(const envelope& env,
                                      std::vector<std::string>& xadd) const;
+
+  // The XADDs of `envs` (and an XTRIM per stream with `max_age`) into
+  // `cmds`; returns how many XADDs. Nothing is added when one is refused.
+  caf::expected<size_t> format_batch(const std::vector<envelope>& envs,
+                                     resp_buffer& cmds) const;
+
+  // The entry ids in the first `n` of `replies` (XADD replies).
+  static caf::expected<std::vector<std::string>>
+  entry_ids_of(std::vector<redis_value>& replies, size_t n);
 
   // XTRIM MINID for `max_age`: approximate on the append path.
   std::vector<std::string> minid_trim(const std::string& stream,

@@ -617,6 +617,9 @@ struct redis_connection::impl {
     return ctx != nullptr && ctx->err == 0;
   }
 
+  // Replies of commands sent with `send` and not read yet.
+  size_t unread = 0;
+
   // A connection must be quiet between calls: readable means the server
   // closed it (restart, idle timeout) or sent something we never asked for.
   // Either way it is stale, and finding out before sending keeps a command
@@ -880,15 +883,54 @@ caf::error redis_connection::pipeline(const resp_buffer& cmds,
   out.clear();
   if (cmds.empty())
     return caf::none;
-  auto& x = *impl_;
-  if (auto err = x.ensure())
+  if (auto err = send(cmds))
     return err;
+  return receive(cmds.commands(), out, last);
+}
+
+caf::error redis_connection::send(const resp_buffer& cmds) {
+  if (cmds.empty())
+    return caf::none;
+  auto& x = *impl_;
+  if (x.unread == 0) {
+    if (auto err = x.ensure())
+      return err;
+  } else if (!x.usable()) {
+    // Replies are due: a connection made now would not carry them.
+    x.unread = 0;
+    return unavailable(fmt::format("{}: the connection broke with replies "
+                                   "outstanding",
+                                   x.name));
+  }
+  // With replies due the socket is readable, which `ensure` would take for
+  // a stale connection: it is checked once, before the first send.
   sigpipe_guard guard;
   errno = 0;
-  if (!x.send_bytes(cmds.bytes()))
-    return x.fail_io("a pipeline", x.settings.command_timeout, errno);
-  auto n = cmds.commands();
+  if (!x.send_bytes(cmds.bytes())) {
+    x.unread = 0;
+    return x.fail_io(fmt::format("a pipeline of {} commands", cmds.commands()),
+                     x.settings.command_timeout, errno);
+  }
+  x.unread += cmds.commands();
+  return caf::none;
+}
+
+caf::error redis_connection::receive(size_t n, std::vector<redis_value>& out,
+                                     reply_visitor* last) {
+  out.clear();
+  if (n == 0)
+    return caf::none;
+  auto& x = *impl_;
+  if (!x.usable() || x.unread < n) {
+    x.unread = 0;
+    return unavailable(fmt::format("{}: no replies of {} commands to read "
+                                   "(the connection broke, or they were "
+                                   "never sent)",
+                                   x.name, n));
+  }
+  x.unread -= n;
   out.reserve(last ? n - 1 : n);
+  sigpipe_guard guard;
   for (size_t i = 0; i < n; ++i) {
     void* raw = nullptr;
     errno = 0;
@@ -909,6 +951,7 @@ caf::error redis_connection::pipeline(const resp_buffer& cmds,
     }
     if (rc != REDIS_OK || raw == nullptr) {
       auto saved_errno = errno;
+      x.unread = 0;
       return x.fail_io(fmt::format("a pipeline of {} commands (at {})", n, i),
                        x.settings.command_timeout, saved_errno);
     }

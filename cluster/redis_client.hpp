@@ -217,6 +217,17 @@ public:
                                     std::vector<redis_value>& out,
                                     reply_visitor* last = nullptr);
 
+  /// The two halves of that `pipeline`, for a caller that keeps several
+  /// pipelines in flight on this connection: `send` writes the commands,
+  /// `receive` reads the replies of the next `n` commands sent before, in
+  /// order. After an error the connection is closed: what was in flight
+  /// may or may not have run, and `receive` fails until the next `send`
+  /// connects again.
+  [[nodiscard]] caf::error send(const resp_buffer& cmds);
+
+  [[nodiscard]] caf::error receive(size_t n, std::vector<redis_value>& out,
+                                   reply_visitor* last = nullptr);
+
   /// As `command`, for a command that blocks on the server for up to
   /// `timeout` (`XREADGROUP ... BLOCK <ms>`, the same duration): waits for
   /// `timeout` plus `command_timeout`. `timeout` must be positive.
