@@ -398,6 +398,73 @@ TEST_CASE("a batch of 1000 envelopes is appended in one pipeline, in order") {
   }
 }
 
+TEST_CASE("an appender keeps two batches in flight and hands back their "
+          "entry ids in order") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  durable_store::appender out{*f.store};
+  std::vector<envelope> first;
+  std::vector<envelope> second;
+  for (int i = 0; i < 300; ++i)
+    first.push_back(direct("alice", "bob", "a" + std::to_string(i)));
+  for (int i = 0; i < 5; ++i)
+    second.push_back(direct("alice", "carol", "c" + std::to_string(i)));
+  must_ok(out.send(first));
+  must_ok(out.send(second));
+  CHECK(out.in_flight() == 2);
+  auto a = must(out.receive());
+  auto c = must(out.receive());
+  CHECK(out.in_flight() == 0);
+  REQUIRE(a.size() == 300);
+  REQUIRE(c.size() == 5);
+  auto bob = must(f.store->pending_and_new("bob", 1000));
+  CHECK(entry_ids(bob) == a);
+  CHECK(bob.back().env.payload == "a299");
+  CHECK(entry_ids(must(f.store->pending_and_new("carol", 1000))) == c);
+  // Nothing in flight: nothing to receive.
+  CHECK_FALSE(out.receive());
+  // A refused batch sends nothing and leaves the other in flight alone.
+  must_ok(out.send(second));
+  auto big = direct("alice", "bob", std::string(2 * 1024 * 1024, 'x'));
+  CHECK(nova::is(out.send({big}), errc::payload_too_large));
+  CHECK(out.in_flight() == 1);
+  CHECK(must(out.receive()).size() == 5);
+}
+
+TEST_CASE("an appender whose server went away reports it and forgets what "
+          "was in flight") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  fixture f;
+  durable_store::appender out{*f.store};
+  std::vector<envelope> batch{direct("alice", "bob", "one")};
+  must_ok(out.send(batch)); // connected
+  CHECK(must(out.receive()).size() == 1);
+  // A hung server: the batch goes out, no reply comes within the timeout.
+  f.srv.pause();
+  must_ok(out.send(batch));
+  auto r = out.receive();
+  f.srv.stop();
+  REQUIRE_FALSE(r);
+  CHECK(nova::is(r.error(), errc::backend_unavailable));
+  CHECK(out.in_flight() == 0);
+  auto err = out.send(batch);
+  CHECK(nova::is(err, errc::backend_unavailable));
+  CHECK(out.in_flight() == 0);
+  // Back again (empty): the next send reconnects.
+  f.srv.start();
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  bool written = false;
+  while (!written && std::chrono::steady_clock::now() < deadline) {
+    written = !out.send(batch) && static_cast<bool>(out.receive());
+    if (!written)
+      std::this_thread::sleep_for(20ms);
+  }
+  CHECK(written);
+  // The restarted server is empty: only the last write is there.
+  CHECK(payloads(must(f.store->pending_and_new("bob", 10)))
+        == std::vector<std::string>{"one"});
+}
+
 TEST_CASE("approximate trimming keeps about max_len entries") {
   NOVA_REQUIRE_REDIS_SERVER();
   durable_store::settings s;

@@ -462,6 +462,32 @@ TEST_CASE("a pipeline written in RESP hands its last reply to a visitor "
   CHECK(out[1].is_nil());
 }
 
+TEST_CASE("pipelines sent one after another are received in order") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto conn = connect(srv);
+  nova::resp_buffer one;
+  nova::resp_buffer two;
+  one.command({"INCR", "n"}).command({"INCR", "n"});
+  two.command({"INCR", "n"});
+  REQUIRE_FALSE(conn.send(one));
+  // The replies of `one` may be waiting on the socket: still no reconnect.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE_FALSE(conn.send(two));
+  std::vector<redis_value> out;
+  REQUIRE_FALSE(conn.receive(2, out));
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].integer == 1);
+  CHECK(out[1].integer == 2);
+  REQUIRE_FALSE(conn.receive(1, out));
+  CHECK(out.at(0).integer == 3);
+  CHECK(conn.reconnects() == 0);
+  // Nothing left to read is an error, not a hang.
+  auto err = conn.receive(1, out);
+  CHECK(nova::is(err, errc::backend_unavailable));
+  CHECK(run(conn, {"GET", "n"}).str == "3");
+}
+
 TEST_CASE("a visited reply hiredis cannot parse is decode_failed and the "
           "next call reconnects") {
   NOVA_REQUIRE_REDIS_SERVER();
