@@ -34,29 +34,70 @@ constexpr size_t max_script_batch = 512;
 // run atomically, so "in this order" below is about what a reader of the
 // script (or MONITOR) sees, and about what survives a script error half way.
 
-// A batch of tasks. The id record is the one key per task id: `queued`
-// from enqueue on, `done` once a delivery completed. Each lane's length is
-// read once per batch; no MAXLEN on the XADD: this length check is what
-// bounds a lane.
+// Shared by the scripts that ack lane entries. Acked entries are not
+// deleted one by one (XDEL seeks every entry): `trim` cuts the head of the
+// lane up to its oldest pending entry, or, with nothing pending, past the
+// newest entry acked (it was delivered, so every undelivered entry comes
+// after it). `~`: whole stream nodes only, so a few acked entries may stay
+// until the next trim. `later` compares stream ids ("ms-seq").
+const std::string trim_lua = R"lua(
+local function later(x, y)
+  if not y then return true end
+  local xm, xs = string.match(x, '^(%d+)-(%d+)$')
+  local ym, ys = string.match(y, '^(%d+)-(%d+)$')
+  xm, ym = tonumber(xm), tonumber(ym)
+  if xm ~= ym then return xm > ym end
+  return tonumber(xs) > tonumber(ys)
+end
+local function trim(lane, group, acked)
+  local p = redis.call('XPENDING', lane, group)
+  local min = p[2]
+  if not min then
+    local ms, seq = string.match(acked, '^(%d+)-(%d+)$')
+    min = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
+  end
+  redis.call('XTRIM', lane, 'MINID', '~', min)
+end
+)lua";
+
+// A batch of tasks. The id record is the one key per task id: set on
+// enqueue (the id is taken) and kept `known_ttl`, whatever happens to the
+// task. A lane is full at `max_len` tasks waiting or in flight: the group's
+// `lag` (entries not delivered yet) plus its pending count, read once per
+// lane and batch (XINFO GROUPS); XLEN where the server gives no lag (it
+// also counts acked entries not trimmed yet). No MAXLEN on the XADD: this
+// check is what bounds a lane.
 // KEYS: stats, then per task: lane, id record
-// ARGV: max_len, known_ttl, then per task: task bytes, id, type, session,
-//       priority
-// Returns per task 1 (added), or 'full', 'done' or 'known'.
+// ARGV: max_len, known_ttl, group, then per task: task bytes, id, type,
+//       session, priority
+// Returns per task 1 (added), or 'full' or 'known'.
 const std::string enqueue_lua = R"lua(
 local max_len = tonumber(ARGV[1])
+local function backlog(lane)
+  local gs = redis.pcall('XINFO', 'GROUPS', lane)
+  if type(gs) == 'table' and not gs.err then
+    for _, g in ipairs(gs) do
+      local f = {}
+      for j = 1, #g - 1, 2 do f[g[j]] = g[j + 1] end
+      if f['name'] == ARGV[3] and f['lag'] and f['pending'] then
+        return f['lag'] + f['pending']
+      end
+    end
+  end
+  return redis.call('XLEN', lane)
+end
 local lens = {}
 local out = {}
 local added = 0
 for i = 1, (#KEYS - 1) / 2 do
   local lane, known = KEYS[2 * i], KEYS[2 * i + 1]
-  local a = 2 + (i - 1) * 5
+  local a = 3 + (i - 1) * 5
   local len = lens[lane]
-  if not len then len = redis.call('XLEN', lane) end
+  if not len then len = backlog(lane) end
   if len >= max_len then
     out[i] = 'full'
   elseif not redis.call('SET', known, 'queued', 'NX', 'PX', ARGV[2]) then
-    if redis.call('GET', known) == 'done' then out[i] = 'done'
-    else out[i] = 'known' end
+    out[i] = 'known'
   else
     redis.call('XADD', lane, '*', 'task', ARGV[a + 1],
       'id', ARGV[a + 2], 'type', ARGV[a + 3], 'session', ARGV[a + 4],
@@ -99,29 +140,31 @@ end
 return {0, pos}
 )lua";
 
-// A batch of completions. Turning the id record to `done` decides (SET
-// ... GET returns what it was): the first delivery of a task to complete
-// writes its result; later ones are only acked. Acks and deletes go out
-// once per lane.
-// KEYS: stats, then per task: lane, id record, results (the stats key
-//       again for a task without a session: nothing is written to it)
-// ARGV: group, done_ttl, results_max_len, results_ttl, then per task:
-//       entry, worker, result bytes, task id, attempts, has results (1/0)
-// Returns per task 1 (done now) or 0 (done before).
-const std::string complete_lua = R"lua(
+// A batch of completions. The ack of the entry decides: a task has one live
+// lane entry at a time (enqueue refuses a taken id; retry, dead and release
+// ack the entry in the script that moves the task), so the delivery whose
+// XACK still finds the entry pending is the one that completes the task
+// and writes its result. Any other (the entry was completed, retried, dead
+// or released meanwhile) is only acked. Then each lane is trimmed once.
+// KEYS: stats, then per task: lane, results (the stats key again for a task
+//       without a session: nothing is written to it)
+// ARGV: group, results_max_len, results_ttl, then per task: entry, worker,
+//       result bytes, task id, attempts
+// Returns per task 1 (done now) or 0 (not by this delivery).
+const std::string complete_lua = trim_lua + R"lua(
 local out = {}
-local acks = {}
+local newest = {}
 local lanes = {}
 local touched = {}
 local seen = {}
 local done = 0
-for i = 1, (#KEYS - 1) / 3 do
-  local k = 1 + (i - 1) * 3
-  local lane, known, results = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-  local a = 4 + (i - 1) * 6
-  if redis.call('SET', known, 'done', 'PX', ARGV[2], 'GET') ~= 'done' then
-    if ARGV[a + 6] == '1' then
-      redis.call('XADD', results, 'MAXLEN', '~', ARGV[3], '*',
+for i = 1, (#KEYS - 1) / 2 do
+  local lane, results = KEYS[2 * i], KEYS[2 * i + 1]
+  local a = 3 + (i - 1) * 5
+  local entry = ARGV[a + 1]
+  if redis.call('XACK', lane, ARGV[1], entry) == 1 then
+    if results ~= KEYS[1] then
+      redis.call('XADD', results, 'MAXLEN', '~', ARGV[2], '*',
         'result', ARGV[a + 3], 'task_id', ARGV[a + 4], 'status', 'done',
         'worker', ARGV[a + 2], 'attempts', ARGV[a + 5])
       if not seen[results] then
@@ -134,49 +177,36 @@ for i = 1, (#KEYS - 1) / 3 do
   else
     out[i] = 0
   end
-  local ids = acks[lane]
-  if not ids then
-    ids = {}
-    acks[lane] = ids
-    lanes[#lanes + 1] = lane
-  end
-  ids[#ids + 1] = ARGV[a + 1]
+  if newest[lane] == nil then lanes[#lanes + 1] = lane end
+  if later(entry, newest[lane]) then newest[lane] = entry end
 end
-for _, lane in ipairs(lanes) do
-  redis.call('XACK', lane, ARGV[1], unpack(acks[lane]))
-  redis.call('XDEL', lane, unpack(acks[lane]))
-end
-for _, key in ipairs(touched) do redis.call('PEXPIRE', key, ARGV[4]) end
+for _, lane in ipairs(lanes) do trim(lane, ARGV[1], newest[lane]) end
+for _, key in ipairs(touched) do redis.call('PEXPIRE', key, ARGV[3]) end
 if done > 0 then redis.call('HINCRBY', KEYS[1], 'done', done) end
 return out
 )lua";
 
-// Shared head of the failure scripts: a task done meanwhile is only acked
-// (0); an entry no longer pending was taken over and finished by a newer
-// delivery, so this one changes nothing (-1).
-const std::string fail_head_lua = R"lua(
-if redis.call('GET', KEYS[3]) == 'done' then
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('XDEL', KEYS[1], ARGV[2])
-  return 0
-end
+// Shared head of the failure scripts: an entry no longer pending was
+// completed, retried or given up by another delivery, so this one changes
+// nothing (-1).
+const std::string fail_head_lua = trim_lua + R"lua(
 local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if type(p) ~= 'table' or p.err or #p == 0 then return -1 end
 )lua";
 
 // The retry waits in the delayed set before the entry goes.
-// KEYS: lane, delayed, id record, stats. ARGV: group, entry, due ms, member
+// KEYS: lane, delayed, stats. ARGV: group, entry, due ms, member
 const std::string retry_lua = fail_head_lua + R"lua(
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('HINCRBY', KEYS[4], 'retried', 1)
+trim(KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[3], 'retried', 1)
 return 1
 )lua";
 
 // XADD to the dead letters BEFORE the XACK of the original: whatever stops
 // the script half way, the task is never only gone.
-// KEYS: lane, dead, id record, stats[, results]
+// KEYS: lane, dead, stats[, results]
 // ARGV: group, entry, task bytes, id, reason, attempts, type, session,
 //       priority, dead_max_len, result bytes, worker, results_max_len,
 //       results_ttl
@@ -185,27 +215,27 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*',
   'task', ARGV[3], 'id', ARGV[4], 'reason', ARGV[5], 'attempts', ARGV[6],
   'type', ARGV[7], 'session', ARGV[8], 'priority', ARGV[9],
   'entry', ARGV[2], 'lane', KEYS[1])
-if KEYS[5] then
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*',
+if KEYS[4] then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[13], '*',
     'result', ARGV[11], 'task_id', ARGV[4], 'status', 'dead',
     'worker', ARGV[12], 'attempts', ARGV[6], 'error', ARGV[5])
-  redis.call('PEXPIRE', KEYS[5], ARGV[14])
+  redis.call('PEXPIRE', KEYS[4], ARGV[14])
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('HINCRBY', KEYS[4], 'dead', 1)
+trim(KEYS[1], ARGV[1], ARGV[2])
+redis.call('HINCRBY', KEYS[3], 'dead', 1)
 return 1
 )lua";
 
 // An undecodable entry: dead letter first, then the ack.
 // KEYS: lane, dead, stats. ARGV: group, entry, raw bytes, id, reason,
 // dead_max_len
-const std::string bury_lua = R"lua(
+const std::string bury_lua = trim_lua + R"lua(
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*',
   'task', ARGV[3], 'id', ARGV[4], 'reason', ARGV[5], 'attempts', 0,
   'entry', ARGV[2], 'lane', KEYS[1], 'malformed', 1)
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
+trim(KEYS[1], ARGV[1], ARGV[2])
 redis.call('HINCRBY', KEYS[3], 'malformed', 1)
 return 1
 )lua";
@@ -214,32 +244,21 @@ return 1
 // acked by someone else is not brought back.
 // KEYS: lane. ARGV: group, entry, task bytes, id, type, session, priority,
 // attempts
-const std::string release_lua = R"lua(
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
-  redis.call('XDEL', KEYS[1], ARGV[2])
-  return 0
-end
+const std::string release_lua = trim_lua + R"lua(
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XADD', KEYS[1], '*', 'task', ARGV[3], 'id', ARGV[4],
   'type', ARGV[5], 'session', ARGV[6], 'priority', ARGV[7],
   'attempts', ARGV[8])
-redis.call('XDEL', KEYS[1], ARGV[2])
-return 1
-)lua";
-
-// KEYS: lane. ARGV: group, entry
-const std::string ack_lua = R"lua(
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
+trim(KEYS[1], ARGV[1], ARGV[2])
 return 1
 )lua";
 
 // ZREM decides which promoter moves a member: only one of several nodes
 // promoting at once gets 1.
-// KEYS: delayed, lane, id record. ARGV: member (the task bytes), id, type,
-// session, priority, attempts
+// KEYS: delayed, lane. ARGV: member (the task bytes), id, type, session,
+// priority, attempts
 const std::string promote_lua = R"lua(
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('GET', KEYS[3]) == 'done' then return -1 end
 redis.call('XADD', KEYS[2], '*', 'task', ARGV[1], 'id', ARGV[2],
   'type', ARGV[3], 'session', ARGV[4], 'priority', ARGV[5],
   'attempts', ARGV[6])
@@ -281,12 +300,12 @@ until cursor == '0-0' or #out >= want or rounds >= 10
 return out
 )lua";
 
-// XDEL decides which caller redrives: only one of several gets 1.
+// XDEL decides which caller redrives: only one of several gets 1. The id
+// record is taken again for `known_ttl`.
 // KEYS: dead, lane, id record. ARGV: dead entry, task bytes, id, type,
 // session, priority, known_ttl
 const std::string redrive_lua = R"lua(
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('GET', KEYS[3]) == 'done' then return -1 end
 redis.call('XADD', KEYS[2], '*', 'task', ARGV[2], 'id', ARGV[3],
   'type', ARGV[4], 'session', ARGV[5], 'priority', ARGV[6],
   'attempts', 0)
@@ -342,6 +361,34 @@ std::vector<std::string> entry_fields(const task& t, const std::string& bytes) {
           std::to_string(t.attempts)};
 }
 
+// What XINFO GROUPS tells about one group of a lane.
+struct group_summary {
+  uint64_t pending = 0;
+  // Entries not delivered to the group yet; unset where the server does not
+  // know (or tell) it.
+  std::optional<uint64_t> lag;
+};
+
+group_summary group_info(const redis_value& groups, const std::string& name) {
+  group_summary out;
+  if (!groups.is_array())
+    return out;
+  for (auto& g : groups.elements) {
+    if (!g.is_array() || field_of(g, "name") != name)
+      continue;
+    for (size_t i = 0; i + 1 < g.size(); i += 2) {
+      auto n = g[i + 1].as_int();
+      if (!n || *n < 0)
+        continue;
+      if (g[i].str == "pending")
+        out.pending = static_cast<uint64_t>(*n);
+      else if (g[i].str == "lag")
+        out.lag = static_cast<uint64_t>(*n);
+    }
+  }
+  return out;
+}
+
 caf::expected<int64_t> int_of(const caf::expected<redis_value>& r) {
   if (!r)
     return r.error();
@@ -353,7 +400,7 @@ caf::expected<int64_t> int_of(const caf::expected<redis_value>& r) {
 const char* to_string(task_store::completion x) noexcept {
   switch (x) {
     case task_store::completion::done: return "done";
-    case task_store::completion::already_done: return "already_done";
+    case task_store::completion::stale: return "stale";
   }
   return "unknown";
 }
@@ -380,8 +427,7 @@ task_store::make(std::shared_ptr<redis_pool> pool, naming names, settings s) {
                       "dead_max_len, results_max_len and batch must be "
                       "positive");
   if (s.retry_base.count() <= 0 || s.retry_max < s.retry_base
-      || s.done_ttl.count() <= 0 || s.known_ttl.count() <= 0
-      || s.results_ttl.count() <= 0)
+      || s.known_ttl.count() <= 0 || s.results_ttl.count() <= 0)
     return make_error(errc::invalid_argument,
                       "task_store settings: durations must be positive and "
                       "retry_max at least retry_base");
@@ -462,7 +508,8 @@ task_store::enqueue_many(std::vector<task> ts) {
   std::vector<size_t> sent;
   std::vector<std::string> keys{stats_key()};
   std::vector<std::string> args{std::to_string(settings_.max_len),
-                                ms_arg(settings_.known_ttl)};
+                                ms_arg(settings_.known_ttl),
+                                names_.workers_group()};
   auto flush = [&]() -> caf::error {
     if (sent.empty())
       return caf::none;
@@ -480,10 +527,6 @@ task_store::enqueue_many(std::vector<task> ts) {
                                               "limit",
                                               names_.task_lane(t.priority),
                                               settings_.max_len));
-      else if (why == "done")
-        out[sent[k]] = make_error(errc::duplicate_id,
-                                  fmt::format("task '{}' is already done",
-                                              t.id));
       else if (why == "known")
         out[sent[k]] = make_error(errc::duplicate_id,
                                   fmt::format("task '{}' is already queued, "
@@ -495,7 +538,7 @@ task_store::enqueue_many(std::vector<task> ts) {
     }
     sent.clear();
     keys.resize(1);
-    args.resize(2);
+    args.resize(3);
     return caf::none;
   };
   for (size_t i = 0; i < ts.size(); ++i) {
@@ -751,11 +794,10 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
     auto last = std::min(xs.size(), first + max_script_batch);
     std::vector<std::string> keys{stats_key()};
     std::vector<std::string> args{names_.workers_group(),
-                                  ms_arg(settings_.done_ttl),
                                   std::to_string(settings_.results_max_len),
                                   ms_arg(settings_.results_ttl)};
-    keys.reserve(1 + 3 * (last - first));
-    args.reserve(4 + 6 * (last - first));
+    keys.reserve(1 + 2 * (last - first));
+    args.reserve(3 + 5 * (last - first));
     for (size_t i = first; i < last; ++i) {
       const auto& t = xs[i].claim.task;
       auto worker = xs[i].worker.empty() ? std::string{"-"} : xs[i].worker;
@@ -768,7 +810,6 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
       r.attempts = t.attempts;
       r.completed_at = now;
       keys.push_back(names_.task_lane(xs[i].claim.lane));
-      keys.push_back(known_key(t.id));
       keys.push_back(t.session.empty() ? stats_key()
                                        : *names_.task_results(t.session));
       args.push_back(xs[i].claim.entry_id);
@@ -776,7 +817,6 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
       args.push_back(encode(r));
       args.push_back(t.id);
       args.push_back(std::to_string(t.attempts));
-      args.push_back(t.session.empty() ? "0" : "1");
     }
     auto r = pool_->eval(complete_lua, keys, args);
     if (!r)
@@ -785,18 +825,9 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
       return unexpected_reply("the complete script", *r);
     for (auto& x : r->elements)
       out.push_back(x.integer == 1 ? completion::done
-                                   : completion::already_done);
+                                   : completion::stale);
   }
   return out;
-}
-
-caf::expected<bool> task_store::is_done(const std::string& task_id) {
-  if (auto err = check_id(task_id, "task id"))
-    return err;
-  auto r = pool_->command({"GET", known_key(task_id)});
-  if (!r)
-    return track(std::move(r.error()));
-  return r->t == redis_value::type::string && r->str == "done";
 }
 
 caf::expected<task_store::failure>
@@ -812,7 +843,7 @@ task_store::bury_task(redis_connection& conn, const claimed_task& c, task t,
   r.attempts = t.attempts;
   r.completed_at = now_ms();
   std::vector<std::string> keys{names_.task_lane(c.lane), names_.tasks_dead(),
-                                known_key(t.id), stats_key()};
+                                stats_key()};
   if (!t.session.empty()) {
     auto results = names_.task_results(t.session);
     if (!results)
@@ -830,8 +861,6 @@ task_store::bury_task(redis_connection& conn, const claimed_task& c, task t,
     return track(std::move(n.error()));
   if (*n == 1)
     out.dead = std::move(r);
-  else if (*n == 0)
-    out.already_done = true;
   else
     out.stale = true;
   return out;
@@ -853,7 +882,7 @@ task_store::fail(const claimed_task& c, const std::string& reason,
   auto due = now_ms + to_ms(backoff(t.attempts));
   auto n = int_of((*conn)->eval(retry_lua,
                                 {names_.task_lane(c.lane), delayed_key(),
-                                 known_key(t.id), stats_key()},
+                                 stats_key()},
                                 {names_.workers_group(), c.entry_id,
                                  std::to_string(due), encode(t)}));
   if (!n)
@@ -861,8 +890,6 @@ task_store::fail(const claimed_task& c, const std::string& reason,
   failure out;
   if (*n == 1)
     out.retry_at = due;
-  else if (*n == 0)
-    out.already_done = true;
   else
     out.stale = true;
   return out;
@@ -877,14 +904,6 @@ caf::expected<bool> task_store::release(const claimed_task& c) {
   if (!n)
     return track(std::move(n.error()));
   return *n == 1;
-}
-
-caf::error task_store::ack_done(const claimed_task& c) {
-  auto r = pool_->eval(ack_lua, {names_.task_lane(c.lane)},
-                       {names_.workers_group(), c.entry_id});
-  if (!r)
-    return track(std::move(r.error()));
-  return caf::none;
 }
 
 // -- retries ------------------------------------------------------------------
@@ -915,8 +934,7 @@ caf::expected<size_t> task_store::promote_due(int64_t now_ms) {
       } else {
         auto args = entry_fields(*t, m);
         x = (*conn)->eval(promote_lua,
-                          {delayed_key(), names_.task_lane(t->priority),
-                           known_key(t->id)},
+                          {delayed_key(), names_.task_lane(t->priority)},
                           args);
       }
       if (!x)
@@ -1095,7 +1113,7 @@ caf::expected<queue_stats> task_store::stats() {
   auto keys = lanes();
   for (auto& lane : keys) {
     cmds.push_back({"XLEN", lane});
-    cmds.push_back({"XPENDING", lane, names_.workers_group()});
+    cmds.push_back({"XINFO", "GROUPS", lane});
   }
   cmds.push_back({"ZCARD", delayed_key()});
   cmds.push_back({"XLEN", names_.tasks_dead()});
@@ -1112,12 +1130,17 @@ caf::expected<queue_stats> task_store::stats() {
   };
   queue_stats s;
   for (size_t i = 0; i < num_lanes; ++i) {
+    // A missing lane or group (not created yet) holds nothing.
+    auto g = group_info(xs[2 * i + 1], names_.workers_group());
+    s.in_flight += g.pending;
+    if (g.lag) {
+      s.depth.push_back(*g.lag);
+      continue;
+    }
+    // No lag from this server: XLEN also counts acked entries that are not
+    // trimmed yet, so this depth may be a little high.
     auto len = num(xs[2 * i]);
-    auto& p = xs[2 * i + 1];
-    // NOGROUP (lane not created yet) means nothing is pending.
-    uint64_t pending = p.is_array() && p.size() > 0 ? num(p[0]) : 0;
-    s.depth.push_back(len > pending ? len - pending : 0);
-    s.in_flight += pending;
+    s.depth.push_back(len > g.pending ? len - g.pending : 0);
   }
   s.delayed = num(xs[2 * num_lanes]);
   s.dead = num(xs[2 * num_lanes + 1]);
