@@ -15,6 +15,7 @@
 #include <ctime>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <random>
 #include <string_view>
 #include <unordered_map>
@@ -37,12 +38,7 @@ using clock_type = std::chrono::steady_clock;
 
 // -- handles ------------------------------------------------------------------
 
-void free_reply(redisReply* p) noexcept {
-  freeReplyObject(p);
-}
-
 using context_ptr = c_handle<redisContext, redisFree>;
-using reply_ptr = c_handle<redisReply, free_reply>;
 
 // hiredis 0.14 writes with write(2), which raises SIGPIPE on a socket the
 // server has closed, and SIGPIPE's default action ends the process. Block it
@@ -128,36 +124,79 @@ size_t command_bytes(const std::vector<std::string>& argv) {
   return n;
 }
 
-redis_value to_value(const redisReply& r) {
-  redis_value out;
-  switch (r.type) {
-    case REDIS_REPLY_STRING:
-      out.t = redis_value::type::string;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_STATUS:
-      out.t = redis_value::type::status;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_ERROR:
-      out.t = redis_value::type::error;
-      out.str.assign(r.str, r.len);
-      break;
-    case REDIS_REPLY_INTEGER:
-      out.t = redis_value::type::integer;
-      out.integer = static_cast<int64_t>(r.integer);
-      break;
-    case REDIS_REPLY_ARRAY:
-      out.t = redis_value::type::array;
-      out.elements.reserve(r.elements);
-      for (size_t i = 0; i < r.elements; ++i)
-        out.elements.push_back(to_value(*r.element[i]));
-      break;
-    default: // REDIS_REPLY_NIL
-      break;
+// hiredis builds replies as `redis_value` trees directly (its reader calls
+// these for every element), rather than as redisReply objects that would be
+// copied into values and freed: half the allocations and no copy of every
+// string. The root is allocated here and owned by whoever gets it from
+// redisGetReply; an element lives in its parent's `elements`, sized when
+// the parent array is made. hiredis frees only roots (`free_value`) and
+// treats nullptr as out of memory.
+redis_value* place_value(const redisReadTask* task,
+                         redis_value::type t) noexcept {
+  redis_value* v = nullptr;
+  if (task->parent != nullptr) {
+    auto* parent = static_cast<redis_value*>(task->parent->obj);
+    v = &parent->elements[static_cast<size_t>(task->idx)];
+  } else {
+    v = new (std::nothrow) redis_value;
+    if (v == nullptr)
+      return nullptr;
   }
-  return out;
+  v->t = t;
+  return v;
 }
+
+void* create_string(const redisReadTask* task, char* str, size_t len) {
+  auto t = task->type == REDIS_REPLY_ERROR    ? redis_value::type::error
+           : task->type == REDIS_REPLY_STATUS ? redis_value::type::status
+                                              : redis_value::type::string;
+  auto* v = place_value(task, t);
+  if (v == nullptr)
+    return nullptr;
+  try {
+    v->str.assign(str, len);
+  } catch (const std::bad_alloc&) {
+    if (task->parent == nullptr)
+      delete v;
+    return nullptr;
+  }
+  return v;
+}
+
+void* create_array(const redisReadTask* task, int elements) {
+  auto* v = place_value(task, redis_value::type::array);
+  if (v == nullptr)
+    return nullptr;
+  try {
+    v->elements.resize(static_cast<size_t>(std::max(elements, 0)));
+  } catch (const std::bad_alloc&) {
+    if (task->parent == nullptr)
+      delete v;
+    return nullptr;
+  }
+  return v;
+}
+
+void* create_integer(const redisReadTask* task, long long x) {
+  auto* v = place_value(task, redis_value::type::integer);
+  if (v != nullptr)
+    v->integer = static_cast<int64_t>(x);
+  return v;
+}
+
+void* create_nil(const redisReadTask* task) {
+  return place_value(task, redis_value::type::nil);
+}
+
+void free_value(void* p) {
+  delete static_cast<redis_value*>(p);
+}
+
+redisReplyObjectFunctions value_functions{create_string, create_array,
+                                          create_integer, create_nil,
+                                          free_value};
+
+using value_ptr = std::unique_ptr<redis_value>;
 
 // -- errors -------------------------------------------------------------------
 
@@ -595,8 +634,8 @@ struct redis_connection::impl {
     }
     if (raw == nullptr)
       return fail_io(argv.front(), timeout, saved_errno);
-    reply_ptr reply{static_cast<redisReply*>(raw)};
-    return to_value(*reply);
+    value_ptr reply{static_cast<redis_value*>(raw)};
+    return std::move(*reply);
   }
 
   // The handshake: connect, then AUTH and SELECT, or a PING if neither.
@@ -621,6 +660,7 @@ struct redis_connection::impl {
     // Keep the reply buffer: by default hiredis frees it whenever it is
     // empty and over 16 KiB, so every batch reply would allocate it again.
     c->reader->maxbuf = 0;
+    c->reader->fn = &value_functions;
     ctx = std::move(c);
     auto step = [this](std::vector<std::string> argv,
                        std::string_view what) -> caf::error {
@@ -789,8 +829,8 @@ redis_connection::pipeline(const std::vector<std::vector<std::string>>& cmds) {
                                    cmds.size(), i, cmds[i].front()),
                        x.settings.command_timeout, saved_errno);
     }
-    reply_ptr reply{static_cast<redisReply*>(raw)};
-    out.push_back(to_value(*reply));
+    value_ptr reply{static_cast<redis_value*>(raw)};
+    out.push_back(std::move(*reply));
   }
   return out;
 }
