@@ -36,27 +36,19 @@ constexpr size_t max_script_batch = 512;
 
 // Shared by the scripts that ack lane entries. Acked entries are not
 // deleted one by one (XDEL seeks every entry): `trim` cuts the head of the
-// lane up to its oldest pending entry, or, with nothing pending, past the
-// newest entry acked (it was delivered, so every undelivered entry comes
-// after it). `~`: whole stream nodes only, so a few acked entries may stay
-// until the next trim. `later` compares stream ids ("ms-seq").
+// lane up to its oldest pending entry, or, with nothing pending, up to
+// `keep`, the id right after the newest entry acked (that entry was
+// delivered, so every undelivered entry comes after it). `~`: whole stream
+// nodes only, so a few acked entries may stay until the next trim.
+// `after` is that id for one entry ("ms-seq" -> "ms-(seq+1)").
 const std::string trim_lua = R"lua(
-local function later(x, y)
-  if not y then return true end
-  local xm, xs = string.match(x, '^(%d+)-(%d+)$')
-  local ym, ys = string.match(y, '^(%d+)-(%d+)$')
-  xm, ym = tonumber(xm), tonumber(ym)
-  if xm ~= ym then return xm > ym end
-  return tonumber(xs) > tonumber(ys)
+local function after(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
 end
-local function trim(lane, group, acked)
+local function trim(lane, group, keep)
   local p = redis.call('XPENDING', lane, group)
-  local min = p[2]
-  if not min then
-    local ms, seq = string.match(acked, '^(%d+)-(%d+)$')
-    min = ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
-  end
-  redis.call('XTRIM', lane, 'MINID', '~', min)
+  redis.call('XTRIM', lane, 'MINID', '~', p[2] or keep)
 end
 )lua";
 
@@ -148,21 +140,20 @@ return {0, pos}
 // or released meanwhile) is only acked. Then each lane is trimmed once.
 // KEYS: stats, then per task: lane, results (the stats key again for a task
 //       without a session: nothing is written to it)
-// ARGV: group, results_max_len, results_ttl, then per task: entry, worker,
-//       result bytes, task id, attempts
+// ARGV: group, results_max_len, results_ttl, k, then per lane of the batch
+//       (k): lane, the id after its newest entry in the batch; then per
+//       task: entry, worker, result bytes, task id, attempts
 // Returns per task 1 (done now) or 0 (not by this delivery).
 const std::string complete_lua = trim_lua + R"lua(
 local out = {}
-local newest = {}
-local lanes = {}
 local touched = {}
 local seen = {}
 local done = 0
+local k = tonumber(ARGV[4])
 for i = 1, (#KEYS - 1) / 2 do
   local lane, results = KEYS[2 * i], KEYS[2 * i + 1]
-  local a = 3 + (i - 1) * 5
-  local entry = ARGV[a + 1]
-  if redis.call('XACK', lane, ARGV[1], entry) == 1 then
+  local a = 4 + 2 * k + (i - 1) * 5
+  if redis.call('XACK', lane, ARGV[1], ARGV[a + 1]) == 1 then
     if results ~= KEYS[1] then
       redis.call('XADD', results, 'MAXLEN', '~', ARGV[2], '*',
         'result', ARGV[a + 3], 'task_id', ARGV[a + 4], 'status', 'done',
@@ -177,10 +168,8 @@ for i = 1, (#KEYS - 1) / 2 do
   else
     out[i] = 0
   end
-  if newest[lane] == nil then lanes[#lanes + 1] = lane end
-  if later(entry, newest[lane]) then newest[lane] = entry end
 end
-for _, lane in ipairs(lanes) do trim(lane, ARGV[1], newest[lane]) end
+for j = 1, k do trim(ARGV[3 + 2 * j], ARGV[1], ARGV[4 + 2 * j]) end
 for _, key in ipairs(touched) do redis.call('PEXPIRE', key, ARGV[3]) end
 if done > 0 then redis.call('HINCRBY', KEYS[1], 'done', done) end
 return out
@@ -199,7 +188,7 @@ if type(p) ~= 'table' or p.err or #p == 0 then return -1 end
 const std::string retry_lua = fail_head_lua + R"lua(
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-trim(KEYS[1], ARGV[1], ARGV[2])
+trim(KEYS[1], ARGV[1], after(ARGV[2]))
 redis.call('HINCRBY', KEYS[3], 'retried', 1)
 return 1
 )lua";
@@ -222,7 +211,7 @@ if KEYS[4] then
   redis.call('PEXPIRE', KEYS[4], ARGV[14])
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-trim(KEYS[1], ARGV[1], ARGV[2])
+trim(KEYS[1], ARGV[1], after(ARGV[2]))
 redis.call('HINCRBY', KEYS[3], 'dead', 1)
 return 1
 )lua";
@@ -235,7 +224,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*',
   'task', ARGV[3], 'id', ARGV[4], 'reason', ARGV[5], 'attempts', 0,
   'entry', ARGV[2], 'lane', KEYS[1], 'malformed', 1)
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-trim(KEYS[1], ARGV[1], ARGV[2])
+trim(KEYS[1], ARGV[1], after(ARGV[2]))
 redis.call('HINCRBY', KEYS[3], 'malformed', 1)
 return 1
 )lua";
@@ -249,7 +238,7 @@ if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XADD', KEYS[1], '*', 'task', ARGV[3], 'id', ARGV[4],
   'type', ARGV[5], 'session', ARGV[6], 'priority', ARGV[7],
   'attempts', ARGV[8])
-trim(KEYS[1], ARGV[1], ARGV[2])
+trim(KEYS[1], ARGV[1], after(ARGV[2]))
 return 1
 )lua";
 
@@ -339,6 +328,21 @@ std::string next_stream_id(const std::string& id) {
     return std::to_string(ms + 1) + "-0";
   }
   return id.substr(0, dash + 1) + std::to_string(seq + 1);
+}
+
+// Stream ids ("ms-seq") in order.
+bool stream_id_less(const std::string& x, const std::string& y) {
+  auto parse = [](const std::string& id) {
+    std::pair<uint64_t, uint64_t> out{0, 0};
+    auto dash = id.find('-');
+    std::from_chars(id.data(), id.data() + std::min(dash, id.size()),
+                    out.first);
+    if (dash != std::string::npos)
+      std::from_chars(id.data() + dash + 1, id.data() + id.size(),
+                      out.second);
+    return out;
+  };
+  return parse(x) < parse(y);
 }
 
 // A stream task decoded and checked: its id and session end up in keys.
@@ -796,8 +800,21 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
     std::vector<std::string> args{names_.workers_group(),
                                   std::to_string(settings_.results_max_len),
                                   ms_arg(settings_.results_ttl)};
+    // The newest entry of the batch per lane, for the trim.
+    std::map<std::string, std::string> newest;
+    for (size_t i = first; i < last; ++i) {
+      auto& entry = xs[i].claim.entry_id;
+      auto& x = newest[names_.task_lane(xs[i].claim.lane)];
+      if (x.empty() || stream_id_less(x, entry))
+        x = entry;
+    }
+    args.push_back(std::to_string(newest.size()));
+    for (auto& [lane, entry] : newest) {
+      args.push_back(lane);
+      args.push_back(next_stream_id(entry));
+    }
     keys.reserve(1 + 2 * (last - first));
-    args.reserve(3 + 5 * (last - first));
+    args.reserve(args.size() + 5 * (last - first));
     for (size_t i = first; i < last; ++i) {
       const auto& t = xs[i].claim.task;
       auto worker = xs[i].worker.empty() ? std::string{"-"} : xs[i].worker;
