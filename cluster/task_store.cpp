@@ -60,8 +60,7 @@ end
 // also counts acked entries not trimmed yet). No MAXLEN on the XADD: this
 // check is what bounds a lane.
 // KEYS: stats, then per task: lane, id record
-// ARGV: max_len, known_ttl, group, then per task: task bytes, id, type,
-//       session, priority
+// ARGV: max_len, known_ttl, group, then per task: task bytes, id
 // Returns per task 1 (added), or 'full' or 'known'.
 const std::string enqueue_lua = R"lua(
 local max_len = tonumber(ARGV[1])
@@ -83,7 +82,7 @@ local out = {}
 local added = 0
 for i = 1, (#KEYS - 1) / 2 do
   local lane, known = KEYS[2 * i], KEYS[2 * i + 1]
-  local a = 3 + (i - 1) * 5
+  local a = 3 + (i - 1) * 2
   local len = lens[lane]
   if not len then len = backlog(lane) end
   if len >= max_len then
@@ -91,9 +90,8 @@ for i = 1, (#KEYS - 1) / 2 do
   elseif not redis.call('SET', known, 'queued', 'NX', 'PX', ARGV[2]) then
     out[i] = 'known'
   else
-    redis.call('XADD', lane, '*', 'task', ARGV[a + 1],
-      'id', ARGV[a + 2], 'type', ARGV[a + 3], 'session', ARGV[a + 4],
-      'priority', ARGV[a + 5], 'attempts', '0')
+    redis.call('XADD', lane, '*', 'task', ARGV[a + 1], 'id', ARGV[a + 2],
+      'attempts', '0')
     out[i] = 1
     len = len + 1
     added = added + 1
@@ -142,7 +140,7 @@ return {0, pos}
 //       without a session: nothing is written to it)
 // ARGV: group, results_max_len, results_ttl, k, then per lane of the batch
 //       (k): lane, the id after its newest entry in the batch; then per
-//       task: entry, worker, result bytes, task id, attempts
+//       task: entry, result bytes, task id
 // Returns per task 1 (done now) or 0 (not by this delivery).
 const std::string complete_lua = trim_lua + R"lua(
 local out = {}
@@ -152,12 +150,11 @@ local done = 0
 local k = tonumber(ARGV[4])
 for i = 1, (#KEYS - 1) / 2 do
   local lane, results = KEYS[2 * i], KEYS[2 * i + 1]
-  local a = 4 + 2 * k + (i - 1) * 5
+  local a = 4 + 2 * k + (i - 1) * 3
   if redis.call('XACK', lane, ARGV[1], ARGV[a + 1]) == 1 then
     if results ~= KEYS[1] then
       redis.call('XADD', results, 'MAXLEN', '~', ARGV[2], '*',
-        'result', ARGV[a + 3], 'task_id', ARGV[a + 4], 'status', 'done',
-        'worker', ARGV[a + 2], 'attempts', ARGV[a + 5])
+        'result', ARGV[a + 2], 'task_id', ARGV[a + 3], 'status', 'done')
       if not seen[results] then
         seen[results] = true
         touched[#touched + 1] = results
@@ -197,18 +194,17 @@ return 1
 // the script half way, the task is never only gone.
 // KEYS: lane, dead, stats[, results]
 // ARGV: group, entry, task bytes, id, reason, attempts, type, session,
-//       priority, dead_max_len, result bytes, worker, results_max_len,
-//       results_ttl
+//       priority, dead_max_len, result bytes, results_max_len, results_ttl
 const std::string dead_lua = fail_head_lua + R"lua(
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*',
   'task', ARGV[3], 'id', ARGV[4], 'reason', ARGV[5], 'attempts', ARGV[6],
   'type', ARGV[7], 'session', ARGV[8], 'priority', ARGV[9],
   'entry', ARGV[2], 'lane', KEYS[1])
 if KEYS[4] then
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[13], '*',
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*',
     'result', ARGV[11], 'task_id', ARGV[4], 'status', 'dead',
-    'worker', ARGV[12], 'attempts', ARGV[6], 'error', ARGV[5])
-  redis.call('PEXPIRE', KEYS[4], ARGV[14])
+    'error', ARGV[5])
+  redis.call('PEXPIRE', KEYS[4], ARGV[13])
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 trim(KEYS[1], ARGV[1], after(ARGV[2]))
@@ -231,26 +227,22 @@ return 1
 
 // A claim given back uncounted goes to the end of its lane; one already
 // acked by someone else is not brought back.
-// KEYS: lane. ARGV: group, entry, task bytes, id, type, session, priority,
-// attempts
+// KEYS: lane. ARGV: group, entry, task bytes, id, attempts
 const std::string release_lua = trim_lua + R"lua(
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XADD', KEYS[1], '*', 'task', ARGV[3], 'id', ARGV[4],
-  'type', ARGV[5], 'session', ARGV[6], 'priority', ARGV[7],
-  'attempts', ARGV[8])
+  'attempts', ARGV[5])
 trim(KEYS[1], ARGV[1], after(ARGV[2]))
 return 1
 )lua";
 
 // ZREM decides which promoter moves a member: only one of several nodes
 // promoting at once gets 1.
-// KEYS: delayed, lane. ARGV: member (the task bytes), id, type, session,
-// priority, attempts
+// KEYS: delayed, lane. ARGV: member (the task bytes), id, attempts
 const std::string promote_lua = R"lua(
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], '*', 'task', ARGV[1], 'id', ARGV[2],
-  'type', ARGV[3], 'session', ARGV[4], 'priority', ARGV[5],
-  'attempts', ARGV[6])
+  'attempts', ARGV[3])
 return 1
 )lua";
 
@@ -291,14 +283,12 @@ return out
 
 // XDEL decides which caller redrives: only one of several gets 1. The id
 // record is taken again for `known_ttl`.
-// KEYS: dead, lane, id record. ARGV: dead entry, task bytes, id, type,
-// session, priority, known_ttl
+// KEYS: dead, lane, id record. ARGV: dead entry, task bytes, id, known_ttl
 const std::string redrive_lua = R"lua(
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
 redis.call('XADD', KEYS[2], '*', 'task', ARGV[2], 'id', ARGV[3],
-  'type', ARGV[4], 'session', ARGV[5], 'priority', ARGV[6],
   'attempts', 0)
-redis.call('SET', KEYS[3], 'queued', 'PX', ARGV[7])
+redis.call('SET', KEYS[3], 'queued', 'PX', ARGV[4])
 return 1
 )lua";
 
@@ -360,9 +350,9 @@ caf::expected<task> decode_task(const std::optional<std::string>& raw) {
   return t;
 }
 
+// The values of a lane entry: task bytes, id, attempts.
 std::vector<std::string> entry_fields(const task& t, const std::string& bytes) {
-  return {bytes, t.id, t.type, t.session, to_string(t.priority),
-          std::to_string(t.attempts)};
+  return {bytes, t.id, std::to_string(t.attempts)};
 }
 
 // What XINFO GROUPS tells about one group of a lane.
@@ -564,9 +554,6 @@ task_store::enqueue_many(std::vector<task> ts) {
     keys.push_back(known_key(t.id));
     args.push_back(encode(t));
     args.push_back(t.id);
-    args.push_back(t.type);
-    args.push_back(t.session);
-    args.push_back(to_string(t.priority));
     sent.push_back(i);
     if (sent.size() == max_script_batch)
       if (auto err = flush())
@@ -814,10 +801,9 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
       args.push_back(next_stream_id(entry));
     }
     keys.reserve(1 + 2 * (last - first));
-    args.reserve(args.size() + 5 * (last - first));
+    args.reserve(args.size() + 3 * (last - first));
     for (size_t i = first; i < last; ++i) {
       const auto& t = xs[i].claim.task;
-      auto worker = xs[i].worker.empty() ? std::string{"-"} : xs[i].worker;
       task_result r;
       r.task_id = t.id;
       r.session = t.session;
@@ -830,10 +816,8 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
       keys.push_back(t.session.empty() ? stats_key()
                                        : *names_.task_results(t.session));
       args.push_back(xs[i].claim.entry_id);
-      args.push_back(std::move(worker));
       args.push_back(encode(r));
       args.push_back(t.id);
-      args.push_back(std::to_string(t.attempts));
     }
     auto r = pool_->eval(complete_lua, keys, args);
     if (!r)
@@ -871,7 +855,7 @@ task_store::bury_task(redis_connection& conn, const claimed_task& c, task t,
     dead_lua, keys,
     {names_.workers_group(), c.entry_id, encode(t), t.id, t.last_error,
      std::to_string(t.attempts), t.type, t.session, to_string(t.priority),
-     std::to_string(settings_.dead_max_len), encode(r), worker,
+     std::to_string(settings_.dead_max_len), encode(r),
      std::to_string(settings_.results_max_len),
      ms_arg(settings_.results_ttl)}));
   if (!n)
