@@ -362,10 +362,12 @@ private:
       std::vector<task> ts;
       ts.reserve(last - first);
       for (size_t i = first; i < last; ++i)
-        ts.push_back(enq[i].second);
-      auto xs = store_->enqueue_many(std::move(ts));
+        ts.push_back(std::move(enq[i].second));
+      auto xs = store_->enqueue_many(ts);
       if (!xs && transient(xs.error())) {
         r.error = std::move(xs.error());
+        for (size_t i = first; i < last; ++i)
+          enq[i].second = std::move(ts[i - first]);
         for (size_t i = first; i < enq.size(); ++i)
           r.unsent.push_back(std::move(enq[i]));
         return;
@@ -630,7 +632,7 @@ struct stream_queue_state {
     if (up) {
       std::vector<task> ts{std::make_move_iterator(outbox.begin()),
                            std::make_move_iterator(outbox.end())};
-      if (store->enqueue_many(std::move(ts)))
+      if (store->enqueue_many(ts))
         lost = 0;
     }
     if (lost > 0)
@@ -766,7 +768,7 @@ void drain_outbox(queue_actor* self) {
   post(self, [self, ts = std::move(ts)](task_store& s) mutable
              -> continuation {
     auto n = ts.size();
-    auto r = s.enqueue_many(std::move(ts));
+    auto r = s.enqueue_many(ts);
     return [self, n, r = std::move(r)]() mutable {
       auto& st = self->state;
       auto retry_later = [&] {

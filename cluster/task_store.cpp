@@ -488,14 +488,14 @@ caf::error task_store::ensure_groups() {
 caf::expected<std::string> task_store::enqueue(task t) {
   std::vector<task> ts;
   ts.push_back(std::move(t));
-  auto r = enqueue_many(std::move(ts));
+  auto r = enqueue_many(ts);
   if (!r)
     return std::move(r.error());
   return std::move(r->front());
 }
 
 caf::expected<std::vector<caf::expected<std::string>>>
-task_store::enqueue_many(std::vector<task> ts) {
+task_store::enqueue_many(std::vector<task>& ts) {
   std::vector<caf::expected<std::string>> out;
   out.reserve(ts.size());
   // The tasks that pass the checks, by their index in `ts`.

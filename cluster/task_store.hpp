@@ -144,9 +144,10 @@ public:
   /// tasks: per task, in order, its id or the error `enqueue` would give. The
   /// outer error means the store was not reached, or the connection broke
   /// and it is unknown which tasks were added (enqueueing them again is
-  /// safe: an added one is refused as `duplicate_id`).
+  /// safe: an added one is refused as `duplicate_id`). The tasks stay in
+  /// `ts` (for such a retry), with their ids and `attempts` 0 set.
   [[nodiscard]] caf::expected<std::vector<caf::expected<std::string>>>
-  enqueue_many(std::vector<task> ts);
+  enqueue_many(std::vector<task>& ts);
 
   /// Claims the oldest undelivered entry of the highest non-empty lane for
   /// `consumer` (`claim_many` of one); nothing when every lane is drained.
