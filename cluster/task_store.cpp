@@ -407,7 +407,7 @@ task_store::task_store(std::shared_ptr<redis_pool> pool, redis_pool blocking,
     names_(std::move(names)),
     pool_(std::move(pool)),
     blocking_(std::move(blocking)) {
-  // nop
+  lane_keys_ = lanes();
 }
 
 caf::expected<std::shared_ptr<task_store>>
@@ -458,6 +458,15 @@ std::vector<std::string> task_store::lanes() const {
   for (size_t i = 0; i < num_lanes; ++i)
     out.push_back(names_.task_lane(lane_priority(i)));
   return out;
+}
+
+const std::string& task_store::lane_key(priority p) const {
+  switch (p) {
+    case priority::urgent: return lane_keys_[0];
+    case priority::high: return lane_keys_[1];
+    case priority::normal: return lane_keys_[2];
+    default: return lane_keys_[3];
+  }
 }
 
 caf::error task_store::track(caf::error err) {
@@ -550,7 +559,7 @@ task_store::enqueue_many(std::vector<task>& ts) {
         continue;
       }
     t.attempts = 0;
-    keys.push_back(names_.task_lane(t.priority));
+    keys.push_back(lane_key(t.priority));
     keys.push_back(known_key(t.id));
     args.push_back(encode(t));
     args.push_back(t.id);
@@ -663,7 +672,7 @@ task_store::claim_many(const std::string& consumer, size_t n) {
   // that a lane full of garbage cannot keep one call busy).
   size_t rounds = 0;
   for (size_t i = 0; i < num_lanes && out.size() < n; ++i) {
-    auto lane = names_.task_lane(lane_priority(i));
+    auto& lane = lane_keys_[i];
     std::vector<std::string> argv{"XREADGROUP", "GROUP",
                                   names_.workers_group(), consumer, "COUNT",
                                   std::to_string(n - out.size()), "STREAMS",
@@ -784,6 +793,8 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
   for (size_t first = 0; first < xs.size(); first += max_script_batch) {
     auto last = std::min(xs.size(), first + max_script_batch);
     std::vector<std::string> keys{stats_key()};
+    std::string last_session;
+    std::string last_results;
     std::vector<std::string> args{names_.workers_group(),
                                   std::to_string(settings_.results_max_len),
                                   ms_arg(settings_.results_ttl)};
@@ -791,7 +802,7 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
     std::map<std::string, std::string> newest;
     for (size_t i = first; i < last; ++i) {
       auto& entry = xs[i].claim.entry_id;
-      auto& x = newest[names_.task_lane(xs[i].claim.lane)];
+      auto& x = newest[lane_key(xs[i].claim.lane)];
       if (x.empty() || stream_id_less(x, entry))
         x = entry;
     }
@@ -812,9 +823,15 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
       r.payload = xs[i].payload;
       r.attempts = t.attempts;
       r.completed_at = now;
-      keys.push_back(names_.task_lane(xs[i].claim.lane));
-      keys.push_back(t.session.empty() ? stats_key()
-                                       : *names_.task_results(t.session));
+      keys.push_back(lane_key(xs[i].claim.lane));
+      // Checked above; a batch is mostly of one session.
+      if (t.session.empty())
+        keys.push_back(keys.front());
+      else if (t.session == last_session)
+        keys.push_back(last_results);
+      else
+        keys.push_back(last_results = *names_.task_results(
+                         last_session = t.session));
       args.push_back(xs[i].claim.entry_id);
       args.push_back(encode(r));
       args.push_back(t.id);

@@ -306,6 +306,9 @@ private:
                                    const claimed_task& c, task t,
                                    const std::string& worker);
 
+  // The key of the lane of `p` (made once: it is part of every batch).
+  [[nodiscard]] const std::string& lane_key(priority p) const;
+
   // Counts a failure to reach the store.
   caf::error track(caf::error err);
   template <class T>
@@ -317,6 +320,8 @@ private:
 
   settings settings_;
   naming names_;
+  // Urgent, high, normal, low.
+  std::vector<std::string> lane_keys_;
   std::shared_ptr<redis_pool> pool_;
   redis_pool blocking_;
   std::atomic<uint64_t> malformed_{0};
