@@ -58,7 +58,8 @@ public:
     /// The backoff before attempt n + 1 is `retry_base * 2^(n-1)`, capped.
     caf::timespan retry_base = std::chrono::milliseconds(100);
     caf::timespan retry_max = std::chrono::seconds(30);
-    /// Entries per lane; `enqueue` refuses more with `queue_full`.
+    /// Tasks waiting or in flight per lane; `enqueue` refuses more with
+    /// `queue_full`.
     size_t max_len = 1'000'000;
     /// Approximate bound of the dead-letter stream.
     size_t dead_max_len = 1'000'000;
