@@ -19,6 +19,7 @@ using redis_util::contains;
 using redis_util::is_nogroup;
 using redis_util::unexpected_reply;
 using redis_util::field_of;
+using redis_util::field_ptr;
 
 using clock_type = std::chrono::steady_clock;
 
@@ -336,7 +337,7 @@ bool stream_id_less(const std::string& x, const std::string& y) {
 }
 
 // A stream task decoded and checked: its id and session end up in keys.
-caf::expected<task> decode_task(const std::optional<std::string>& raw) {
+caf::expected<task> decode_task(const std::string* raw) {
   if (!raw)
     return make_error(errc::decode_failed, "stream entry has no task field");
   auto t = decode<task>(*raw);
@@ -626,11 +627,11 @@ task_store::claim_on(redis_connection& conn, const std::string& consumer,
       return unexpected_reply("the claim script", *r);
     auto index = static_cast<size_t>(e[0].integer - 1);
     auto& entry_id = e[1].str;
-    auto raw = field_of(e[2], "task");
+    auto raw = field_ptr(e[2], "task");
     auto t = decode_task(raw);
     if (!t) {
       // Malformed entries are buried and the others handed out.
-      if (auto err = bury(conn, index, entry_id, raw.value_or(""),
+      if (auto err = bury(conn, index, entry_id, raw ? *raw : std::string{},
                           field_of(e[2], "id").value_or(""),
                           describe(t.error())))
         return err;
@@ -695,10 +696,10 @@ task_store::claim_many(const std::string& consumer, size_t n) {
       if (!e.is_array() || e.size() != 2)
         return unexpected_reply("XREADGROUP", *r);
       auto& entry_id = e[0].str;
-      auto raw = field_of(e[1], "task");
+      auto raw = field_ptr(e[1], "task");
       auto t = decode_task(raw);
       if (!t) {
-        if (auto err = bury(**conn, i, entry_id, raw.value_or(""),
+        if (auto err = bury(**conn, i, entry_id, raw ? *raw : std::string{},
                             field_of(e[1], "id").value_or(""),
                             describe(t.error())))
           return err;
@@ -941,7 +942,7 @@ caf::expected<size_t> task_store::promote_due(int64_t now_ms) {
     if (!members)
       return unexpected_reply("ZRANGEBYSCORE", *r);
     for (auto& m : *members) {
-      auto t = decode_task(m);
+      auto t = decode_task(&m);
       caf::expected<redis_value> x{redis_value{}};
       if (!t) {
         malformed_.fetch_add(1, std::memory_order_relaxed);
@@ -1007,10 +1008,10 @@ task_store::reclaim(const std::string& consumer, caf::timespan min_idle) {
       if (!e.is_array() || e.size() != 3)
         return unexpected_reply("the reclaim script", *r);
       auto& entry_id = e[0].str;
-      auto raw = field_of(e[1], "task");
+      auto raw = field_ptr(e[1], "task");
       auto t = decode_task(raw);
       if (!t) {
-        if (auto err = bury(**conn, i, entry_id, raw.value_or(""),
+        if (auto err = bury(**conn, i, entry_id, raw ? *raw : std::string{},
                             field_of(e[1], "id").value_or(""),
                             describe(t.error())))
           return err;
@@ -1058,7 +1059,7 @@ caf::expected<std::vector<task>> task_store::dead_letters(size_t limit) {
   for (auto& e : r->elements) {
     if (!e.is_array() || e.size() != 2)
       return unexpected_reply("XRANGE", *r);
-    auto raw = field_of(e[1], "task");
+    auto raw = field_ptr(e[1], "task");
     auto t = decode_task(raw);
     if (t) {
       out.push_back(std::move(*t));
@@ -1066,7 +1067,7 @@ caf::expected<std::vector<task>> task_store::dead_letters(size_t limit) {
     }
     task bad;
     bad.id = field_of(e[1], "id").value_or("");
-    bad.payload = raw.value_or("");
+    bad.payload = raw ? *raw : std::string{};
     bad.last_error = field_of(e[1], "reason").value_or(describe(t.error()));
     bad.headers["dead_entry"] = e[0].str;
     bad.headers["malformed"] = "true";
@@ -1096,7 +1097,7 @@ caf::expected<size_t> task_store::redrive(const std::string& task_id) {
       if (!task_id.empty() && field_of(e[1], "id") != task_id)
         continue;
       // Undecodable dead letters stay for an operator to inspect.
-      auto t = decode_task(field_of(e[1], "task"));
+      auto t = decode_task(field_ptr(e[1], "task"));
       if (!t)
         continue;
       t->attempts = 0;
@@ -1213,7 +1214,7 @@ std::string append_results(const redis_value& entries,
     if (!e.is_array() || e.size() != 2)
       continue;
     last = e[0].str;
-    auto raw = field_of(e[1], "result");
+    auto raw = field_ptr(e[1], "result");
     auto r = raw ? decode<task_result>(*raw)
                  : caf::expected<task_result>{
                    make_error(errc::decode_failed, "no result field")};
