@@ -41,14 +41,17 @@ constexpr size_t max_script_batch = 512;
 // `keep`, the id right after the newest entry acked (that entry was
 // delivered, so every undelivered entry comes after it). `~`: whole stream
 // nodes only, so a few acked entries may stay until the next trim.
-// `after` is that id for one entry ("ms-seq" -> "ms-(seq+1)").
+// `after` is that id for one entry ("ms-seq" -> "ms-(seq+1)"). Without
+// the group (the store lost its data) nothing is trimmed: the acks and
+// results before it stand.
 const std::string trim_lua = R"lua(
 local function after(id)
   local ms, seq = string.match(id, '^(%d+)-(%d+)$')
   return ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
 end
 local function trim(lane, group, keep)
-  local p = redis.call('XPENDING', lane, group)
+  local p = redis.pcall('XPENDING', lane, group)
+  if type(p) ~= 'table' or p.err then return end
   redis.call('XTRIM', lane, 'MINID', '~', p[2] or keep)
 end
 )lua";

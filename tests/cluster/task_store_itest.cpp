@@ -589,6 +589,21 @@ TEST_CASE("a redelivered task that another delivery completed is reported "
   CHECK(must(store->stats()).delayed == 0);
 }
 
+TEST_CASE("a completion after the store lost its data is stale, not an "
+          "error",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto store = make_store(srv);
+  enqueue_ok(*store, make_task("gone", priority::normal, "sess"));
+  auto c = claim_ok(*store);
+  auto conn = inspect(srv);
+  run(conn, {"FLUSHALL"});
+  // No lane, no group: nothing is pending, nothing to trim.
+  CHECK(must(store->complete(c, "late", "w")) == task_store::completion::stale);
+  CHECK(entries(conn, "nova.tasks.results.sess").empty());
+}
+
 TEST_CASE("a delivery that completes after its entry was retried writes "
           "nothing; the retry writes the one result",
           "[task_store]") {
