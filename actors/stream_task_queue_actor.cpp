@@ -98,26 +98,6 @@ private:
   steady::time_point last_;
 };
 
-// Drops redelivered claims whose task another delivery completed: they are
-// acked, not run again. Unknown (the store did not answer): kept, the done
-// record keeps the effect to one.
-void drop_done(task_store& store, std::vector<claimed_task>& xs) {
-  auto done = [&](const claimed_task& c) {
-    if (c.task.attempts <= 1)
-      return false;
-    auto r = store.is_done(c.task.id);
-    if (!r || !*r)
-      return false;
-    spdlog::debug("task '{}' was completed by an earlier delivery; skipped",
-                  c.task.id);
-    if (auto err = store.ack_done(c))
-      spdlog::debug("task queue: acking task '{}' failed: {}", c.task.id,
-                    describe(err));
-    return true;
-  };
-  xs.erase(std::remove_if(xs.begin(), xs.end(), done), xs.end());
-}
-
 // The thread that waits on the store for tasks while local workers wait and
 // the queue is empty (`wait_claim_many` blocks). It only claims, releases
 // and sends: it never touches the actor's state.
@@ -181,7 +161,6 @@ private:
       }
       log_.ok();
       delay = first_retry;
-      drop_done(*store_, *r);
       if (r->empty())
         continue;
       bool stopping = false;
@@ -236,6 +215,7 @@ public:
     // Enqueues that did not reach the store.
     std::vector<std::pair<uint64_t, task>> unsent;
     size_t done_now = 0;
+    // Completions whose delivery was stale.
     std::vector<std::string> done_before;
     // Completions that did not reach the store.
     std::vector<task_store::completion_request> unfinished;
@@ -355,7 +335,6 @@ private:
         auto xs = store_->claim_many(consumer_, n);
         if (xs) {
           r.ok = true;
-          drop_done(*store_, *xs);
           r.claimed = std::move(*xs);
         } else {
           r.claim_failed = true;
@@ -383,10 +362,12 @@ private:
       std::vector<task> ts;
       ts.reserve(last - first);
       for (size_t i = first; i < last; ++i)
-        ts.push_back(enq[i].second);
-      auto xs = store_->enqueue_many(std::move(ts));
+        ts.push_back(std::move(enq[i].second));
+      auto xs = store_->enqueue_many(ts);
       if (!xs && transient(xs.error())) {
         r.error = std::move(xs.error());
+        for (size_t i = first; i < last; ++i)
+          enq[i].second = std::move(ts[i - first]);
         for (size_t i = first; i < enq.size(); ++i)
           r.unsent.push_back(std::move(enq[i]));
         return;
@@ -651,7 +632,7 @@ struct stream_queue_state {
     if (up) {
       std::vector<task> ts{std::make_move_iterator(outbox.begin()),
                            std::make_move_iterator(outbox.end())};
-      if (store->enqueue_many(std::move(ts)))
+      if (store->enqueue_many(ts))
         lost = 0;
     }
     if (lost > 0)
@@ -787,7 +768,7 @@ void drain_outbox(queue_actor* self) {
   post(self, [self, ts = std::move(ts)](task_store& s) mutable
              -> continuation {
     auto n = ts.size();
-    auto r = s.enqueue_many(std::move(ts));
+    auto r = s.enqueue_many(ts);
     return [self, n, r = std::move(r)]() mutable {
       auto& st = self->state;
       auto retry_later = [&] {
@@ -848,9 +829,9 @@ void on_failure(queue_actor* self, const claimed_task& c,
     st.ctx->stats.add(counter::tasks_retried);
     schedule_promote(self, *f.retry_at);
   } else {
-    spdlog::debug("task '{}': failure ignored, the task was {}", c.task.id,
-                  f.already_done ? "done by another delivery"
-                                 : "taken over by another delivery");
+    spdlog::debug("task '{}': failure ignored, another delivery completed, "
+                  "retried or gave up the task",
+                  c.task.id);
   }
 }
 
@@ -867,8 +848,8 @@ bool apply(queue_actor* self, const deferred_op& op, const op_outcome& r) {
     if (*r.completion == task_store::completion::done)
       st.ctx->stats.add(counter::tasks_done);
     else
-      spdlog::debug("task '{}' was already done; this delivery was only "
-                    "acked",
+      spdlog::debug("task '{}': this delivery was stale (another one "
+                    "settled it); only acked",
                     op.claim.task.id);
   } else if (r.failure) {
     on_failure(self, op.claim, *r.failure);
@@ -1068,7 +1049,8 @@ void on_io_report(queue_actor* self) {
   }
   st.ctx->stats.add(counter::tasks_done, r.done_now);
   for (auto& id : r.done_before)
-    spdlog::debug("task '{}' was already done; this delivery was only acked",
+    spdlog::debug("task '{}': this delivery was stale (another one settled "
+                  "it); only acked",
                   id);
   for (auto& x : r.unfinished) {
     deferred_op op;
@@ -1134,7 +1116,6 @@ void reclaim(queue_actor* self) {
     auto r = s.reclaim(consumer, min_idle);
     caf::error err;
     if (r) {
-      drop_done(s, r->tasks);
       while (r->tasks.size() > keep) {
         if (auto back = s.release(r->tasks.back()); !back && !err)
           err = std::move(back.error());

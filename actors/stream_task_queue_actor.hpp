@@ -71,9 +71,8 @@ using store_health_atom = caf::atom_constant<caf::atom("sqhealth")>;
 ///   task for the worker. Claims are made in batches for every waiting
 ///   worker, plus a few ahead when the workers are fast (`prefetch`); a
 ///   helper thread blocks on the store while workers wait and the queue is
-///   empty. A redelivered task that is already done is acked and skipped.
-///   The worker is monitored: when it stops, its tasks are failed (retried
-///   after the backoff), as the memory queue does.
+///   empty. The worker is monitored: when it stops, its tasks are failed
+///   (retried after the backoff), as the memory queue does.
 /// - `(complete_atom, task_id, worker_id, payload)`,
 ///   `(fail_atom, task_id, worker_id, reason)`: for tasks this node handed
 ///   to that worker; anything else is ignored. Completions that arrive

@@ -16,6 +16,7 @@
 #include <ctime>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <random>
 #include <string_view>
 #include <unordered_map>
@@ -42,55 +43,72 @@ using context_ptr = c_handle<redisContext, redisFree>;
 
 // -- replies ------------------------------------------------------------------
 
-// hiredis' parser builds replies through these, so a reply becomes a
-// `redis_value` tree at once: no `redisReply` objects to allocate, copy out
-// of and free (two thirds of a stream reader's time went to that). An array
-// sizes its elements when it is created and hiredis fills them in order, so
-// a pointer to an element stays valid while its siblings are parsed. Only a
-// root is ever freed (`freeObject`); its elements go with it.
-redis_value* slot_for(const redisReadTask* task) {
-  if (task->parent == nullptr)
-    return new redis_value;
-  auto* parent = static_cast<redis_value*>(task->parent->obj);
-  return &parent->elements[static_cast<size_t>(task->idx)];
+// hiredis builds replies as `redis_value` trees directly (its reader calls
+// these for every element), rather than as redisReply objects that would be
+// copied into values and freed: half the allocations and no copy of every
+// string. The root is allocated here and owned by whoever gets it from
+// redisGetReply; an element lives in its parent's `elements`, sized when
+// the parent array is made. hiredis frees only roots (`free_value`) and
+// treats nullptr as out of memory.
+redis_value* place_value(const redisReadTask* task,
+                         redis_value::type t) noexcept {
+  redis_value* v = nullptr;
+  if (task->parent != nullptr) {
+    auto* parent = static_cast<redis_value*>(task->parent->obj);
+    v = &parent->elements[static_cast<size_t>(task->idx)];
+  } else {
+    v = new (std::nothrow) redis_value;
+    if (v == nullptr)
+      return nullptr;
+  }
+  v->t = t;
+  return v;
 }
 
 void* create_string(const redisReadTask* task, char* str, size_t len) {
-  auto* x = slot_for(task);
-  switch (task->type) {
-    case REDIS_REPLY_ERROR:
-      x->t = redis_value::type::error;
-      break;
-    case REDIS_REPLY_STATUS:
-      x->t = redis_value::type::status;
-      break;
-    default:
-      x->t = redis_value::type::string;
+  auto t = task->type == REDIS_REPLY_ERROR    ? redis_value::type::error
+           : task->type == REDIS_REPLY_STATUS ? redis_value::type::status
+                                              : redis_value::type::string;
+  auto* v = place_value(task, t);
+  if (v == nullptr)
+    return nullptr;
+  try {
+    v->str.assign(str, len);
+  } catch (const std::bad_alloc&) {
+    if (task->parent == nullptr)
+      delete v;
+    return nullptr;
   }
-  x->str.assign(str, len);
-  return x;
+  return v;
 }
 
 void* create_array(const redisReadTask* task, int elements) {
-  auto* x = slot_for(task);
-  x->t = redis_value::type::array;
-  x->elements.resize(static_cast<size_t>(std::max(elements, 0)));
-  return x;
+  auto* v = place_value(task, redis_value::type::array);
+  if (v == nullptr)
+    return nullptr;
+  try {
+    v->elements.resize(static_cast<size_t>(std::max(elements, 0)));
+  } catch (const std::bad_alloc&) {
+    if (task->parent == nullptr)
+      delete v;
+    return nullptr;
+  }
+  return v;
 }
 
-void* create_integer(const redisReadTask* task, long long value) {
-  auto* x = slot_for(task);
-  x->t = redis_value::type::integer;
-  x->integer = static_cast<int64_t>(value);
-  return x;
+void* create_integer(const redisReadTask* task, long long x) {
+  auto* v = place_value(task, redis_value::type::integer);
+  if (v != nullptr)
+    v->integer = static_cast<int64_t>(x);
+  return v;
 }
 
 void* create_nil(const redisReadTask* task) {
-  return slot_for(task); // a default redis_value is nil
+  return place_value(task, redis_value::type::nil);
 }
 
-void free_value(void* x) {
-  delete static_cast<redis_value*>(x);
+void free_value(void* p) {
+  delete static_cast<redis_value*>(p);
 }
 
 redisReplyObjectFunctions value_functions{create_string, create_array,

@@ -48,4 +48,15 @@ inline std::optional<std::string> field_of(const redis_value& fields,
   return std::nullopt;
 }
 
+/// As `field_of`, without copying: the value in place, or null.
+inline const std::string* field_ptr(const redis_value& fields,
+                                    std::string_view name) {
+  if (!fields.is_array())
+    return nullptr;
+  for (size_t i = 0; i + 1 < fields.size(); i += 2)
+    if (fields[i].str == name)
+      return &fields[i + 1].str;
+  return nullptr;
+}
+
 } // namespace nova::redis_util

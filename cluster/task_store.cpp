@@ -19,6 +19,7 @@ using redis_util::contains;
 using redis_util::is_nogroup;
 using redis_util::unexpected_reply;
 using redis_util::field_of;
+using redis_util::field_ptr;
 
 using clock_type = std::chrono::steady_clock;
 
@@ -34,33 +35,67 @@ constexpr size_t max_script_batch = 512;
 // run atomically, so "in this order" below is about what a reader of the
 // script (or MONITOR) sees, and about what survives a script error half way.
 
-// A batch of tasks. The id record is the one key per task id: `queued`
-// from enqueue on, `done` once a delivery completed. Each lane's length is
-// read once per batch; no MAXLEN on the XADD: this length check is what
-// bounds a lane.
+// Shared by the scripts that ack lane entries. Acked entries are not
+// deleted one by one (XDEL seeks every entry): `trim` cuts the head of the
+// lane up to its oldest pending entry, or, with nothing pending, up to
+// `keep`, the id right after the newest entry acked (that entry was
+// delivered, so every undelivered entry comes after it). `~`: whole stream
+// nodes only, so a few acked entries may stay until the next trim.
+// `after` is that id for one entry ("ms-seq" -> "ms-(seq+1)"). Without
+// the group (the store lost its data) nothing is trimmed: the acks and
+// results before it stand.
+const std::string trim_lua = R"lua(
+local function after(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
+end
+local function trim(lane, group, keep)
+  local p = redis.pcall('XPENDING', lane, group)
+  if type(p) ~= 'table' or p.err then return end
+  redis.call('XTRIM', lane, 'MINID', '~', p[2] or keep)
+end
+)lua";
+
+// A batch of tasks. The id record is the one key per task id: set on
+// enqueue (the id is taken) and kept `known_ttl`, whatever happens to the
+// task. A lane is full at `max_len` tasks waiting or in flight: the group's
+// `lag` (entries not delivered yet) plus its pending count, read once per
+// lane and batch (XINFO GROUPS); XLEN where the server gives no lag (it
+// also counts acked entries not trimmed yet). No MAXLEN on the XADD: this
+// check is what bounds a lane.
 // KEYS: stats, then per task: lane, id record
-// ARGV: max_len, known_ttl, then per task: task bytes, id, type, session,
-//       priority
-// Returns per task 1 (added), or 'full', 'done' or 'known'.
+// ARGV: max_len, known_ttl, group, then per task: task bytes, id
+// Returns per task 1 (added), or 'full' or 'known'.
 const std::string enqueue_lua = R"lua(
 local max_len = tonumber(ARGV[1])
+local function backlog(lane)
+  local gs = redis.pcall('XINFO', 'GROUPS', lane)
+  if type(gs) == 'table' and not gs.err then
+    for _, g in ipairs(gs) do
+      local f = {}
+      for j = 1, #g - 1, 2 do f[g[j]] = g[j + 1] end
+      if f['name'] == ARGV[3] and f['lag'] and f['pending'] then
+        return f['lag'] + f['pending']
+      end
+    end
+  end
+  return redis.call('XLEN', lane)
+end
 local lens = {}
 local out = {}
 local added = 0
 for i = 1, (#KEYS - 1) / 2 do
   local lane, known = KEYS[2 * i], KEYS[2 * i + 1]
-  local a = 2 + (i - 1) * 5
+  local a = 3 + (i - 1) * 2
   local len = lens[lane]
-  if not len then len = redis.call('XLEN', lane) end
+  if not len then len = backlog(lane) end
   if len >= max_len then
     out[i] = 'full'
   elseif not redis.call('SET', known, 'queued', 'NX', 'PX', ARGV[2]) then
-    if redis.call('GET', known) == 'done' then out[i] = 'done'
-    else out[i] = 'known' end
+    out[i] = 'known'
   else
-    redis.call('XADD', lane, '*', 'task', ARGV[a + 1],
-      'id', ARGV[a + 2], 'type', ARGV[a + 3], 'session', ARGV[a + 4],
-      'priority', ARGV[a + 5], 'attempts', '0')
+    redis.call('XADD', lane, '*', 'task', ARGV[a + 1], 'id', ARGV[a + 2],
+      'attempts', '0')
     out[i] = 1
     len = len + 1
     added = added + 1
@@ -99,31 +134,31 @@ end
 return {0, pos}
 )lua";
 
-// A batch of completions. Turning the id record to `done` decides (SET
-// ... GET returns what it was): the first delivery of a task to complete
-// writes its result; later ones are only acked. Acks and deletes go out
-// once per lane.
-// KEYS: stats, then per task: lane, id record, results (the stats key
-//       again for a task without a session: nothing is written to it)
-// ARGV: group, done_ttl, results_max_len, results_ttl, then per task:
-//       entry, worker, result bytes, task id, attempts, has results (1/0)
-// Returns per task 1 (done now) or 0 (done before).
-const std::string complete_lua = R"lua(
+// A batch of completions. The ack of the entry decides: a task has one live
+// lane entry at a time (enqueue refuses a taken id; retry, dead and release
+// ack the entry in the script that moves the task), so the delivery whose
+// XACK still finds the entry pending is the one that completes the task
+// and writes its result. Any other (the entry was completed, retried, dead
+// or released meanwhile) is only acked. Then each lane is trimmed once.
+// KEYS: stats, then per task: lane, results (the stats key again for a task
+//       without a session: nothing is written to it)
+// ARGV: group, results_max_len, results_ttl, k, then per lane of the batch
+//       (k): lane, the id after its newest entry in the batch; then per
+//       task: entry, result bytes, task id
+// Returns per task 1 (done now) or 0 (not by this delivery).
+const std::string complete_lua = trim_lua + R"lua(
 local out = {}
-local acks = {}
-local lanes = {}
 local touched = {}
 local seen = {}
 local done = 0
-for i = 1, (#KEYS - 1) / 3 do
-  local k = 1 + (i - 1) * 3
-  local lane, known, results = KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
-  local a = 4 + (i - 1) * 6
-  if redis.call('SET', known, 'done', 'PX', ARGV[2], 'GET') ~= 'done' then
-    if ARGV[a + 6] == '1' then
-      redis.call('XADD', results, 'MAXLEN', '~', ARGV[3], '*',
-        'result', ARGV[a + 3], 'task_id', ARGV[a + 4], 'status', 'done',
-        'worker', ARGV[a + 2], 'attempts', ARGV[a + 5])
+local k = tonumber(ARGV[4])
+for i = 1, (#KEYS - 1) / 2 do
+  local lane, results = KEYS[2 * i], KEYS[2 * i + 1]
+  local a = 4 + 2 * k + (i - 1) * 3
+  if redis.call('XACK', lane, ARGV[1], ARGV[a + 1]) == 1 then
+    if results ~= KEYS[1] then
+      redis.call('XADD', results, 'MAXLEN', '~', ARGV[2], '*',
+        'result', ARGV[a + 2], 'task_id', ARGV[a + 3], 'status', 'done')
       if not seen[results] then
         seen[results] = true
         touched[#touched + 1] = results
@@ -134,115 +169,84 @@ for i = 1, (#KEYS - 1) / 3 do
   else
     out[i] = 0
   end
-  local ids = acks[lane]
-  if not ids then
-    ids = {}
-    acks[lane] = ids
-    lanes[#lanes + 1] = lane
-  end
-  ids[#ids + 1] = ARGV[a + 1]
 end
-for _, lane in ipairs(lanes) do
-  redis.call('XACK', lane, ARGV[1], unpack(acks[lane]))
-  redis.call('XDEL', lane, unpack(acks[lane]))
-end
-for _, key in ipairs(touched) do redis.call('PEXPIRE', key, ARGV[4]) end
+for j = 1, k do trim(ARGV[3 + 2 * j], ARGV[1], ARGV[4 + 2 * j]) end
+for _, key in ipairs(touched) do redis.call('PEXPIRE', key, ARGV[3]) end
 if done > 0 then redis.call('HINCRBY', KEYS[1], 'done', done) end
 return out
 )lua";
 
-// Shared head of the failure scripts: a task done meanwhile is only acked
-// (0); an entry no longer pending was taken over and finished by a newer
-// delivery, so this one changes nothing (-1).
-const std::string fail_head_lua = R"lua(
-if redis.call('GET', KEYS[3]) == 'done' then
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-  redis.call('XDEL', KEYS[1], ARGV[2])
-  return 0
-end
+// Shared head of the failure scripts: an entry no longer pending was
+// completed, retried or given up by another delivery, so this one changes
+// nothing (-1).
+const std::string fail_head_lua = trim_lua + R"lua(
 local p = redis.pcall('XPENDING', KEYS[1], ARGV[1], ARGV[2], ARGV[2], 1)
 if type(p) ~= 'table' or p.err or #p == 0 then return -1 end
 )lua";
 
 // The retry waits in the delayed set before the entry goes.
-// KEYS: lane, delayed, id record, stats. ARGV: group, entry, due ms, member
+// KEYS: lane, delayed, stats. ARGV: group, entry, due ms, member
 const std::string retry_lua = fail_head_lua + R"lua(
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('HINCRBY', KEYS[4], 'retried', 1)
+trim(KEYS[1], ARGV[1], after(ARGV[2]))
+redis.call('HINCRBY', KEYS[3], 'retried', 1)
 return 1
 )lua";
 
 // XADD to the dead letters BEFORE the XACK of the original: whatever stops
 // the script half way, the task is never only gone.
-// KEYS: lane, dead, id record, stats[, results]
+// KEYS: lane, dead, stats[, results]
 // ARGV: group, entry, task bytes, id, reason, attempts, type, session,
-//       priority, dead_max_len, result bytes, worker, results_max_len,
-//       results_ttl
+//       priority, dead_max_len, result bytes, results_max_len, results_ttl
 const std::string dead_lua = fail_head_lua + R"lua(
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[10], '*',
   'task', ARGV[3], 'id', ARGV[4], 'reason', ARGV[5], 'attempts', ARGV[6],
   'type', ARGV[7], 'session', ARGV[8], 'priority', ARGV[9],
   'entry', ARGV[2], 'lane', KEYS[1])
-if KEYS[5] then
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[13], '*',
+if KEYS[4] then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[12], '*',
     'result', ARGV[11], 'task_id', ARGV[4], 'status', 'dead',
-    'worker', ARGV[12], 'attempts', ARGV[6], 'error', ARGV[5])
-  redis.call('PEXPIRE', KEYS[5], ARGV[14])
+    'error', ARGV[5])
+  redis.call('PEXPIRE', KEYS[4], ARGV[13])
 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
-redis.call('HINCRBY', KEYS[4], 'dead', 1)
+trim(KEYS[1], ARGV[1], after(ARGV[2]))
+redis.call('HINCRBY', KEYS[3], 'dead', 1)
 return 1
 )lua";
 
 // An undecodable entry: dead letter first, then the ack.
 // KEYS: lane, dead, stats. ARGV: group, entry, raw bytes, id, reason,
 // dead_max_len
-const std::string bury_lua = R"lua(
+const std::string bury_lua = trim_lua + R"lua(
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*',
   'task', ARGV[3], 'id', ARGV[4], 'reason', ARGV[5], 'attempts', 0,
   'entry', ARGV[2], 'lane', KEYS[1], 'malformed', 1)
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
+trim(KEYS[1], ARGV[1], after(ARGV[2]))
 redis.call('HINCRBY', KEYS[3], 'malformed', 1)
 return 1
 )lua";
 
 // A claim given back uncounted goes to the end of its lane; one already
 // acked by someone else is not brought back.
-// KEYS: lane. ARGV: group, entry, task bytes, id, type, session, priority,
-// attempts
-const std::string release_lua = R"lua(
-if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
-  redis.call('XDEL', KEYS[1], ARGV[2])
-  return 0
-end
+// KEYS: lane. ARGV: group, entry, task bytes, id, attempts
+const std::string release_lua = trim_lua + R"lua(
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XADD', KEYS[1], '*', 'task', ARGV[3], 'id', ARGV[4],
-  'type', ARGV[5], 'session', ARGV[6], 'priority', ARGV[7],
-  'attempts', ARGV[8])
-redis.call('XDEL', KEYS[1], ARGV[2])
-return 1
-)lua";
-
-// KEYS: lane. ARGV: group, entry
-const std::string ack_lua = R"lua(
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XDEL', KEYS[1], ARGV[2])
+  'attempts', ARGV[5])
+trim(KEYS[1], ARGV[1], after(ARGV[2]))
 return 1
 )lua";
 
 // ZREM decides which promoter moves a member: only one of several nodes
 // promoting at once gets 1.
-// KEYS: delayed, lane, id record. ARGV: member (the task bytes), id, type,
-// session, priority, attempts
+// KEYS: delayed, lane. ARGV: member (the task bytes), id, attempts
 const std::string promote_lua = R"lua(
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('GET', KEYS[3]) == 'done' then return -1 end
 redis.call('XADD', KEYS[2], '*', 'task', ARGV[1], 'id', ARGV[2],
-  'type', ARGV[3], 'session', ARGV[4], 'priority', ARGV[5],
-  'attempts', ARGV[6])
+  'attempts', ARGV[3])
 return 1
 )lua";
 
@@ -281,16 +285,14 @@ until cursor == '0-0' or #out >= want or rounds >= 10
 return out
 )lua";
 
-// XDEL decides which caller redrives: only one of several gets 1.
-// KEYS: dead, lane, id record. ARGV: dead entry, task bytes, id, type,
-// session, priority, known_ttl
+// XDEL decides which caller redrives: only one of several gets 1. The id
+// record is taken again for `known_ttl`.
+// KEYS: dead, lane, id record. ARGV: dead entry, task bytes, id, known_ttl
 const std::string redrive_lua = R"lua(
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
-if redis.call('GET', KEYS[3]) == 'done' then return -1 end
 redis.call('XADD', KEYS[2], '*', 'task', ARGV[2], 'id', ARGV[3],
-  'type', ARGV[4], 'session', ARGV[5], 'priority', ARGV[6],
   'attempts', 0)
-redis.call('SET', KEYS[3], 'queued', 'PX', ARGV[7])
+redis.call('SET', KEYS[3], 'queued', 'PX', ARGV[4])
 return 1
 )lua";
 
@@ -322,8 +324,23 @@ std::string next_stream_id(const std::string& id) {
   return id.substr(0, dash + 1) + std::to_string(seq + 1);
 }
 
+// Stream ids ("ms-seq") in order.
+bool stream_id_less(const std::string& x, const std::string& y) {
+  auto parse = [](const std::string& id) {
+    std::pair<uint64_t, uint64_t> out{0, 0};
+    auto dash = id.find('-');
+    std::from_chars(id.data(), id.data() + std::min(dash, id.size()),
+                    out.first);
+    if (dash != std::string::npos)
+      std::from_chars(id.data() + dash + 1, id.data() + id.size(),
+                      out.second);
+    return out;
+  };
+  return parse(x) < parse(y);
+}
+
 // A stream task decoded and checked: its id and session end up in keys.
-caf::expected<task> decode_task(const std::optional<std::string>& raw) {
+caf::expected<task> decode_task(const std::string* raw) {
   if (!raw)
     return make_error(errc::decode_failed, "stream entry has no task field");
   auto t = decode<task>(*raw);
@@ -337,9 +354,37 @@ caf::expected<task> decode_task(const std::optional<std::string>& raw) {
   return t;
 }
 
+// The values of a lane entry: task bytes, id, attempts.
 std::vector<std::string> entry_fields(const task& t, const std::string& bytes) {
-  return {bytes, t.id, t.type, t.session, to_string(t.priority),
-          std::to_string(t.attempts)};
+  return {bytes, t.id, std::to_string(t.attempts)};
+}
+
+// What XINFO GROUPS tells about one group of a lane.
+struct group_summary {
+  uint64_t pending = 0;
+  // Entries not delivered to the group yet; unset where the server does not
+  // know (or tell) it.
+  std::optional<uint64_t> lag;
+};
+
+group_summary group_info(const redis_value& groups, const std::string& name) {
+  group_summary out;
+  if (!groups.is_array())
+    return out;
+  for (auto& g : groups.elements) {
+    if (!g.is_array() || field_of(g, "name") != name)
+      continue;
+    for (size_t i = 0; i + 1 < g.size(); i += 2) {
+      auto n = g[i + 1].as_int();
+      if (!n || *n < 0)
+        continue;
+      if (g[i].str == "pending")
+        out.pending = static_cast<uint64_t>(*n);
+      else if (g[i].str == "lag")
+        out.lag = static_cast<uint64_t>(*n);
+    }
+  }
+  return out;
 }
 
 caf::expected<int64_t> int_of(const caf::expected<redis_value>& r) {
@@ -353,7 +398,7 @@ caf::expected<int64_t> int_of(const caf::expected<redis_value>& r) {
 const char* to_string(task_store::completion x) noexcept {
   switch (x) {
     case task_store::completion::done: return "done";
-    case task_store::completion::already_done: return "already_done";
+    case task_store::completion::stale: return "stale";
   }
   return "unknown";
 }
@@ -366,7 +411,7 @@ task_store::task_store(std::shared_ptr<redis_pool> pool, redis_pool blocking,
     names_(std::move(names)),
     pool_(std::move(pool)),
     blocking_(std::move(blocking)) {
-  // nop
+  lane_keys_ = lanes();
 }
 
 caf::expected<std::shared_ptr<task_store>>
@@ -380,8 +425,7 @@ task_store::make(std::shared_ptr<redis_pool> pool, naming names, settings s) {
                       "dead_max_len, results_max_len and batch must be "
                       "positive");
   if (s.retry_base.count() <= 0 || s.retry_max < s.retry_base
-      || s.done_ttl.count() <= 0 || s.known_ttl.count() <= 0
-      || s.results_ttl.count() <= 0)
+      || s.known_ttl.count() <= 0 || s.results_ttl.count() <= 0)
     return make_error(errc::invalid_argument,
                       "task_store settings: durations must be positive and "
                       "retry_max at least retry_base");
@@ -420,6 +464,15 @@ std::vector<std::string> task_store::lanes() const {
   return out;
 }
 
+const std::string& task_store::lane_key(priority p) const {
+  switch (p) {
+    case priority::urgent: return lane_keys_[0];
+    case priority::high: return lane_keys_[1];
+    case priority::normal: return lane_keys_[2];
+    default: return lane_keys_[3];
+  }
+}
+
 caf::error task_store::track(caf::error err) {
   if (is(err, errc::backend_unavailable))
     store_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -448,21 +501,22 @@ caf::error task_store::ensure_groups() {
 caf::expected<std::string> task_store::enqueue(task t) {
   std::vector<task> ts;
   ts.push_back(std::move(t));
-  auto r = enqueue_many(std::move(ts));
+  auto r = enqueue_many(ts);
   if (!r)
     return std::move(r.error());
   return std::move(r->front());
 }
 
 caf::expected<std::vector<caf::expected<std::string>>>
-task_store::enqueue_many(std::vector<task> ts) {
+task_store::enqueue_many(std::vector<task>& ts) {
   std::vector<caf::expected<std::string>> out;
   out.reserve(ts.size());
   // The tasks that pass the checks, by their index in `ts`.
   std::vector<size_t> sent;
   std::vector<std::string> keys{stats_key()};
   std::vector<std::string> args{std::to_string(settings_.max_len),
-                                ms_arg(settings_.known_ttl)};
+                                ms_arg(settings_.known_ttl),
+                                names_.workers_group()};
   auto flush = [&]() -> caf::error {
     if (sent.empty())
       return caf::none;
@@ -480,10 +534,6 @@ task_store::enqueue_many(std::vector<task> ts) {
                                               "limit",
                                               names_.task_lane(t.priority),
                                               settings_.max_len));
-      else if (why == "done")
-        out[sent[k]] = make_error(errc::duplicate_id,
-                                  fmt::format("task '{}' is already done",
-                                              t.id));
       else if (why == "known")
         out[sent[k]] = make_error(errc::duplicate_id,
                                   fmt::format("task '{}' is already queued, "
@@ -495,7 +545,7 @@ task_store::enqueue_many(std::vector<task> ts) {
     }
     sent.clear();
     keys.resize(1);
-    args.resize(2);
+    args.resize(3);
     return caf::none;
   };
   for (size_t i = 0; i < ts.size(); ++i) {
@@ -513,13 +563,10 @@ task_store::enqueue_many(std::vector<task> ts) {
         continue;
       }
     t.attempts = 0;
-    keys.push_back(names_.task_lane(t.priority));
+    keys.push_back(lane_key(t.priority));
     keys.push_back(known_key(t.id));
     args.push_back(encode(t));
     args.push_back(t.id);
-    args.push_back(t.type);
-    args.push_back(t.session);
-    args.push_back(to_string(t.priority));
     sent.push_back(i);
     if (sent.size() == max_script_batch)
       if (auto err = flush())
@@ -583,11 +630,11 @@ task_store::claim_on(redis_connection& conn, const std::string& consumer,
       return unexpected_reply("the claim script", *r);
     auto index = static_cast<size_t>(e[0].integer - 1);
     auto& entry_id = e[1].str;
-    auto raw = field_of(e[2], "task");
+    auto raw = field_ptr(e[2], "task");
     auto t = decode_task(raw);
     if (!t) {
       // Malformed entries are buried and the others handed out.
-      if (auto err = bury(conn, index, entry_id, raw.value_or(""),
+      if (auto err = bury(conn, index, entry_id, raw ? *raw : std::string{},
                           field_of(e[2], "id").value_or(""),
                           describe(t.error())))
         return err;
@@ -629,7 +676,7 @@ task_store::claim_many(const std::string& consumer, size_t n) {
   // that a lane full of garbage cannot keep one call busy).
   size_t rounds = 0;
   for (size_t i = 0; i < num_lanes && out.size() < n; ++i) {
-    auto lane = names_.task_lane(lane_priority(i));
+    auto& lane = lane_keys_[i];
     std::vector<std::string> argv{"XREADGROUP", "GROUP",
                                   names_.workers_group(), consumer, "COUNT",
                                   std::to_string(n - out.size()), "STREAMS",
@@ -652,10 +699,10 @@ task_store::claim_many(const std::string& consumer, size_t n) {
       if (!e.is_array() || e.size() != 2)
         return unexpected_reply("XREADGROUP", *r);
       auto& entry_id = e[0].str;
-      auto raw = field_of(e[1], "task");
+      auto raw = field_ptr(e[1], "task");
       auto t = decode_task(raw);
       if (!t) {
-        if (auto err = bury(**conn, i, entry_id, raw.value_or(""),
+        if (auto err = bury(**conn, i, entry_id, raw ? *raw : std::string{},
                             field_of(e[1], "id").value_or(""),
                             describe(t.error())))
           return err;
@@ -750,15 +797,28 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
   for (size_t first = 0; first < xs.size(); first += max_script_batch) {
     auto last = std::min(xs.size(), first + max_script_batch);
     std::vector<std::string> keys{stats_key()};
+    std::string last_session;
+    std::string last_results;
     std::vector<std::string> args{names_.workers_group(),
-                                  ms_arg(settings_.done_ttl),
                                   std::to_string(settings_.results_max_len),
                                   ms_arg(settings_.results_ttl)};
-    keys.reserve(1 + 3 * (last - first));
-    args.reserve(4 + 6 * (last - first));
+    // The newest entry of the batch per lane, for the trim.
+    std::map<std::string, std::string> newest;
+    for (size_t i = first; i < last; ++i) {
+      auto& entry = xs[i].claim.entry_id;
+      auto& x = newest[lane_key(xs[i].claim.lane)];
+      if (x.empty() || stream_id_less(x, entry))
+        x = entry;
+    }
+    args.push_back(std::to_string(newest.size()));
+    for (auto& [lane, entry] : newest) {
+      args.push_back(lane);
+      args.push_back(next_stream_id(entry));
+    }
+    keys.reserve(1 + 2 * (last - first));
+    args.reserve(args.size() + 3 * (last - first));
     for (size_t i = first; i < last; ++i) {
       const auto& t = xs[i].claim.task;
-      auto worker = xs[i].worker.empty() ? std::string{"-"} : xs[i].worker;
       task_result r;
       r.task_id = t.id;
       r.session = t.session;
@@ -767,16 +827,18 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
       r.payload = xs[i].payload;
       r.attempts = t.attempts;
       r.completed_at = now;
-      keys.push_back(names_.task_lane(xs[i].claim.lane));
-      keys.push_back(known_key(t.id));
-      keys.push_back(t.session.empty() ? stats_key()
-                                       : *names_.task_results(t.session));
+      keys.push_back(lane_key(xs[i].claim.lane));
+      // Checked above; a batch is mostly of one session.
+      if (t.session.empty())
+        keys.push_back(keys.front());
+      else if (t.session == last_session)
+        keys.push_back(last_results);
+      else
+        keys.push_back(last_results = *names_.task_results(
+                         last_session = t.session));
       args.push_back(xs[i].claim.entry_id);
-      args.push_back(std::move(worker));
       args.push_back(encode(r));
       args.push_back(t.id);
-      args.push_back(std::to_string(t.attempts));
-      args.push_back(t.session.empty() ? "0" : "1");
     }
     auto r = pool_->eval(complete_lua, keys, args);
     if (!r)
@@ -785,18 +847,9 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
       return unexpected_reply("the complete script", *r);
     for (auto& x : r->elements)
       out.push_back(x.integer == 1 ? completion::done
-                                   : completion::already_done);
+                                   : completion::stale);
   }
   return out;
-}
-
-caf::expected<bool> task_store::is_done(const std::string& task_id) {
-  if (auto err = check_id(task_id, "task id"))
-    return err;
-  auto r = pool_->command({"GET", known_key(task_id)});
-  if (!r)
-    return track(std::move(r.error()));
-  return r->t == redis_value::type::string && r->str == "done";
 }
 
 caf::expected<task_store::failure>
@@ -812,7 +865,7 @@ task_store::bury_task(redis_connection& conn, const claimed_task& c, task t,
   r.attempts = t.attempts;
   r.completed_at = now_ms();
   std::vector<std::string> keys{names_.task_lane(c.lane), names_.tasks_dead(),
-                                known_key(t.id), stats_key()};
+                                stats_key()};
   if (!t.session.empty()) {
     auto results = names_.task_results(t.session);
     if (!results)
@@ -823,15 +876,13 @@ task_store::bury_task(redis_connection& conn, const claimed_task& c, task t,
     dead_lua, keys,
     {names_.workers_group(), c.entry_id, encode(t), t.id, t.last_error,
      std::to_string(t.attempts), t.type, t.session, to_string(t.priority),
-     std::to_string(settings_.dead_max_len), encode(r), worker,
+     std::to_string(settings_.dead_max_len), encode(r),
      std::to_string(settings_.results_max_len),
      ms_arg(settings_.results_ttl)}));
   if (!n)
     return track(std::move(n.error()));
   if (*n == 1)
     out.dead = std::move(r);
-  else if (*n == 0)
-    out.already_done = true;
   else
     out.stale = true;
   return out;
@@ -853,7 +904,7 @@ task_store::fail(const claimed_task& c, const std::string& reason,
   auto due = now_ms + to_ms(backoff(t.attempts));
   auto n = int_of((*conn)->eval(retry_lua,
                                 {names_.task_lane(c.lane), delayed_key(),
-                                 known_key(t.id), stats_key()},
+                                 stats_key()},
                                 {names_.workers_group(), c.entry_id,
                                  std::to_string(due), encode(t)}));
   if (!n)
@@ -861,8 +912,6 @@ task_store::fail(const claimed_task& c, const std::string& reason,
   failure out;
   if (*n == 1)
     out.retry_at = due;
-  else if (*n == 0)
-    out.already_done = true;
   else
     out.stale = true;
   return out;
@@ -877,14 +926,6 @@ caf::expected<bool> task_store::release(const claimed_task& c) {
   if (!n)
     return track(std::move(n.error()));
   return *n == 1;
-}
-
-caf::error task_store::ack_done(const claimed_task& c) {
-  auto r = pool_->eval(ack_lua, {names_.task_lane(c.lane)},
-                       {names_.workers_group(), c.entry_id});
-  if (!r)
-    return track(std::move(r.error()));
-  return caf::none;
 }
 
 // -- retries ------------------------------------------------------------------
@@ -904,7 +945,7 @@ caf::expected<size_t> task_store::promote_due(int64_t now_ms) {
     if (!members)
       return unexpected_reply("ZRANGEBYSCORE", *r);
     for (auto& m : *members) {
-      auto t = decode_task(m);
+      auto t = decode_task(&m);
       caf::expected<redis_value> x{redis_value{}};
       if (!t) {
         malformed_.fetch_add(1, std::memory_order_relaxed);
@@ -915,8 +956,7 @@ caf::expected<size_t> task_store::promote_due(int64_t now_ms) {
       } else {
         auto args = entry_fields(*t, m);
         x = (*conn)->eval(promote_lua,
-                          {delayed_key(), names_.task_lane(t->priority),
-                           known_key(t->id)},
+                          {delayed_key(), names_.task_lane(t->priority)},
                           args);
       }
       if (!x)
@@ -971,10 +1011,10 @@ task_store::reclaim(const std::string& consumer, caf::timespan min_idle) {
       if (!e.is_array() || e.size() != 3)
         return unexpected_reply("the reclaim script", *r);
       auto& entry_id = e[0].str;
-      auto raw = field_of(e[1], "task");
+      auto raw = field_ptr(e[1], "task");
       auto t = decode_task(raw);
       if (!t) {
-        if (auto err = bury(**conn, i, entry_id, raw.value_or(""),
+        if (auto err = bury(**conn, i, entry_id, raw ? *raw : std::string{},
                             field_of(e[1], "id").value_or(""),
                             describe(t.error())))
           return err;
@@ -1022,7 +1062,7 @@ caf::expected<std::vector<task>> task_store::dead_letters(size_t limit) {
   for (auto& e : r->elements) {
     if (!e.is_array() || e.size() != 2)
       return unexpected_reply("XRANGE", *r);
-    auto raw = field_of(e[1], "task");
+    auto raw = field_ptr(e[1], "task");
     auto t = decode_task(raw);
     if (t) {
       out.push_back(std::move(*t));
@@ -1030,7 +1070,7 @@ caf::expected<std::vector<task>> task_store::dead_letters(size_t limit) {
     }
     task bad;
     bad.id = field_of(e[1], "id").value_or("");
-    bad.payload = raw.value_or("");
+    bad.payload = raw ? *raw : std::string{};
     bad.last_error = field_of(e[1], "reason").value_or(describe(t.error()));
     bad.headers["dead_entry"] = e[0].str;
     bad.headers["malformed"] = "true";
@@ -1060,7 +1100,7 @@ caf::expected<size_t> task_store::redrive(const std::string& task_id) {
       if (!task_id.empty() && field_of(e[1], "id") != task_id)
         continue;
       // Undecodable dead letters stay for an operator to inspect.
-      auto t = decode_task(field_of(e[1], "task"));
+      auto t = decode_task(field_ptr(e[1], "task"));
       if (!t)
         continue;
       t->attempts = 0;
@@ -1095,7 +1135,7 @@ caf::expected<queue_stats> task_store::stats() {
   auto keys = lanes();
   for (auto& lane : keys) {
     cmds.push_back({"XLEN", lane});
-    cmds.push_back({"XPENDING", lane, names_.workers_group()});
+    cmds.push_back({"XINFO", "GROUPS", lane});
   }
   cmds.push_back({"ZCARD", delayed_key()});
   cmds.push_back({"XLEN", names_.tasks_dead()});
@@ -1112,12 +1152,17 @@ caf::expected<queue_stats> task_store::stats() {
   };
   queue_stats s;
   for (size_t i = 0; i < num_lanes; ++i) {
+    // A missing lane or group (not created yet) holds nothing.
+    auto g = group_info(xs[2 * i + 1], names_.workers_group());
+    s.in_flight += g.pending;
+    if (g.lag) {
+      s.depth.push_back(*g.lag);
+      continue;
+    }
+    // No lag from this server: XLEN also counts acked entries that are not
+    // trimmed yet, so this depth may be a little high.
     auto len = num(xs[2 * i]);
-    auto& p = xs[2 * i + 1];
-    // NOGROUP (lane not created yet) means nothing is pending.
-    uint64_t pending = p.is_array() && p.size() > 0 ? num(p[0]) : 0;
-    s.depth.push_back(len > pending ? len - pending : 0);
-    s.in_flight += pending;
+    s.depth.push_back(len > g.pending ? len - g.pending : 0);
   }
   s.delayed = num(xs[2 * num_lanes]);
   s.dead = num(xs[2 * num_lanes + 1]);
@@ -1172,7 +1217,7 @@ std::string append_results(const redis_value& entries,
     if (!e.is_array() || e.size() != 2)
       continue;
     last = e[0].str;
-    auto raw = field_of(e[1], "result");
+    auto raw = field_ptr(e[1], "result");
     auto r = raw ? decode<task_result>(*raw)
                  : caf::expected<task_result>{
                    make_error(errc::decode_failed, "no result field")};

@@ -58,7 +58,8 @@ public:
     /// The backoff before attempt n + 1 is `retry_base * 2^(n-1)`, capped.
     caf::timespan retry_base = std::chrono::milliseconds(100);
     caf::timespan retry_max = std::chrono::seconds(30);
-    /// Entries per lane; `enqueue` refuses more with `queue_full`.
+    /// Tasks waiting or in flight per lane; `enqueue` refuses more with
+    /// `queue_full`.
     size_t max_len = 1'000'000;
     /// Approximate bound of the dead-letter stream.
     size_t dead_max_len = 1'000'000;
@@ -66,10 +67,9 @@ public:
     size_t results_max_len = 100'000;
     /// A results stream expires this long after its last result.
     caf::timespan results_ttl = std::chrono::hours(24);
-    /// How long a completed task id is remembered (the done record).
-    caf::timespan done_ttl = std::chrono::hours(24);
-    /// How long an id stays taken while its task is queued, waiting, in
-    /// flight or dead (refreshed on enqueue and redrive).
+    /// How long an id stays taken (the id record) after its enqueue or
+    /// redrive, whether its task is queued, waiting, in flight, dead or
+    /// done.
     caf::timespan known_ttl = std::chrono::hours(24 * 7);
     /// Entries `reclaim` takes per lane and call; due retries `promote_due`
     /// moves per round.
@@ -81,10 +81,12 @@ public:
 
   /// What `complete` did.
   enum class completion : uint8_t {
-    /// The done record, the result and the ack happened now.
+    /// The ack found the entry pending: the task is done, its result
+    /// written, now.
     done,
-    /// Another delivery of the task completed it earlier: only acked.
-    already_done,
+    /// The entry was no longer pending: another delivery completed it, or
+    /// it was retried, dead or released meanwhile. Nothing was written.
+    stale,
   };
 
   /// What `fail` did.
@@ -93,10 +95,8 @@ public:
     std::optional<task_result> dead;
     /// Unix ms when the retry becomes claimable (unset for dead tasks).
     std::optional<int64_t> retry_at;
-    /// Another delivery already completed the task: only acked.
-    bool already_done = false;
-    /// The entry was no longer pending (acked by a newer delivery): nothing
-    /// changed.
+    /// The entry was no longer pending (another delivery completed, retried
+    /// or gave up the task): nothing changed.
     bool stale = false;
   };
 
@@ -145,9 +145,10 @@ public:
   /// tasks: per task, in order, its id or the error `enqueue` would give. The
   /// outer error means the store was not reached, or the connection broke
   /// and it is unknown which tasks were added (enqueueing them again is
-  /// safe: an added one is refused as `duplicate_id`).
+  /// safe: an added one is refused as `duplicate_id`). The tasks stay in
+  /// `ts` (for such a retry), with their ids and `attempts` 0 set.
   [[nodiscard]] caf::expected<std::vector<caf::expected<std::string>>>
-  enqueue_many(std::vector<task> ts);
+  enqueue_many(std::vector<task>& ts);
 
   /// Claims the oldest undelivered entry of the highest non-empty lane for
   /// `consumer` (`claim_many` of one); nothing when every lane is drained.
@@ -174,9 +175,10 @@ public:
   wait_claim_many(const std::string& consumer, size_t n,
                   caf::timespan timeout);
 
-  /// Records the task as done once per task id: the done record (kept
-  /// `done_ttl`), the result on the session's results stream, then acks and
-  /// deletes the entry. If another delivery completed it first, only acks.
+  /// Records the task as done once per task id: acks the entry and, if the
+  /// ack found it pending, writes the result to the session's results
+  /// stream (`done`); otherwise another delivery settled it first and
+  /// nothing is written (`stale`). Acked entries are trimmed off the lane.
   [[nodiscard]] caf::expected<completion>
   complete(const claimed_task& c, const std::string& payload,
            const std::string& worker);
@@ -191,13 +193,9 @@ public:
   /// As `complete` for every request of `xs`, in one script call per 512
   /// requests: per request, in order, what happened. The outer error means
   /// the store was not reached or it is unknown which completions ran
-  /// (running them again is safe: a done task is only acked).
+  /// (running them again is safe: an acked entry is `stale`).
   [[nodiscard]] caf::expected<std::vector<completion>>
   complete_many(const std::vector<completion_request>& xs);
-
-  /// Whether a delivery of `task_id` completed (within `done_ttl`). A worker
-  /// asks before running a redelivered task.
-  [[nodiscard]] caf::expected<bool> is_done(const std::string& task_id);
 
   /// Fails this delivery. Below the delivery limit the entry is acked and
   /// the task waits in the delayed set until `now_ms + backoff(attempts)`;
@@ -212,12 +210,8 @@ public:
   /// before it arrived). False if it was no longer pending.
   [[nodiscard]] caf::expected<bool> release(const claimed_task& c);
 
-  /// Acks and deletes the entry of a task that `is_done` already, without
-  /// touching its result.
-  [[nodiscard]] caf::error ack_done(const claimed_task& c);
-
   /// Moves retries due at `now_ms` back to the end of their lanes; returns
-  /// how many moved. A retry of a task done meanwhile is dropped.
+  /// how many moved.
   [[nodiscard]] caf::expected<size_t> promote_due(int64_t now_ms);
 
   /// When the earliest retry is due (unix ms), if any is waiting.
@@ -282,8 +276,8 @@ public:
     return names_;
   }
 
-  /// Key of the id record of `task_id` (the id must be valid): `queued`
-  /// while the id is taken, `done` once a delivery completed the task.
+  /// Key of the id record of `task_id` (the id must be valid): set while
+  /// the id is taken.
   [[nodiscard]] std::string known_key(const std::string& task_id) const;
   [[nodiscard]] std::string delayed_key() const;
   [[nodiscard]] std::string stats_key() const;
@@ -313,6 +307,9 @@ private:
                                    const claimed_task& c, task t,
                                    const std::string& worker);
 
+  // The key of the lane of `p` (made once: it is part of every batch).
+  [[nodiscard]] const std::string& lane_key(priority p) const;
+
   // Counts a failure to reach the store.
   caf::error track(caf::error err);
   template <class T>
@@ -324,6 +321,8 @@ private:
 
   settings settings_;
   naming names_;
+  // Urgent, high, normal, low.
+  std::vector<std::string> lane_keys_;
   std::shared_ptr<redis_pool> pool_;
   redis_pool blocking_;
   std::atomic<uint64_t> malformed_{0};

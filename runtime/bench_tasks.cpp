@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
@@ -13,7 +14,6 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -197,6 +197,14 @@ public:
     auto session = fmt::format("bench{}", id);
     std::atomic<uint64_t> collected{0};
     std::atomic<bool> failed{false};
+    // The enqueuing loop waits here while the window is full: a sleep and
+    // poll would cost a wake-up every few microseconds of its CPU.
+    std::mutex mtx;
+    std::condition_variable progress;
+    auto tell = [&] {
+      { std::lock_guard<std::mutex> guard{mtx}; }
+      progress.notify_one();
+    };
     run_result out;
     auto deadline_for = [&](uint64_t n) {
       return steady::now() + 30s + millis{n / 5};
@@ -204,22 +212,32 @@ public:
     auto start = steady::now();
     steady::time_point last;
     std::thread collector{[&] {
-      std::unordered_set<std::string> seen;
-      seen.reserve(count);
+      // Task i has the id "<session>-<i>": one flag per task, not a set of
+      // strings (a hash and an allocation per result).
+      std::vector<char> seen(count, 0);
+      uint64_t unique = 0;
       auto deadline = deadline_for(count);
       while (collected.load() < count) {
         if (steady::now() >= deadline) {
           failed = true;
+          tell();
           return;
         }
         auto xs = node_.collect(session, count - collected.load(), 500ms);
         if (!xs)
           continue;
         for (auto& r : *xs) {
-          if (!seen.insert(r.task_id).second) {
+          auto dash = r.task_id.rfind('-');
+          auto i = dash == std::string::npos
+                     ? count
+                     : std::strtoull(r.task_id.c_str() + dash + 1, nullptr,
+                                     10);
+          if (i >= count || seen[i]) {
             ++out.duplicates;
             continue;
           }
+          seen[i] = 1;
+          ++unique;
           auto sp = r.payload.find(' ');
           if (sp != std::string::npos) {
             auto enq = std::strtoll(r.payload.c_str(), nullptr, 10);
@@ -227,8 +245,9 @@ public:
             out.claim_ms.push_back(static_cast<double>(claim - enq) / 1000.0);
           }
         }
-        collected.store(seen.size());
+        collected.store(unique);
         last = steady::now();
+        tell();
       }
     }};
     auto tasks = node_.context().tasks;
@@ -239,9 +258,11 @@ public:
                                static_cast<double>(i) / per_s));
         if (due > steady::now())
           std::this_thread::sleep_until(due);
-      } else {
-        while (i - collected.load() >= window && !failed)
-          std::this_thread::sleep_for(100us);
+      } else if (i - collected.load() >= window) {
+        std::unique_lock<std::mutex> guard{mtx};
+        progress.wait(guard, [&] {
+          return i - collected.load() < window || failed.load();
+        });
       }
       task t;
       t.id = fmt::format("{}-{}", session, i);

@@ -237,10 +237,9 @@ TEST_CASE("an enqueued task is an entry of its lane with fields redis-cli "
   REQUIRE(xs.size() == 1);
   auto& fields = xs[0][1];
   CHECK(field(fields, "id") == std::optional<std::string>{"t1"});
-  CHECK(field(fields, "type") == std::optional<std::string>{"work"});
-  CHECK(field(fields, "session") == std::optional<std::string>{"sess"});
-  CHECK(field(fields, "priority") == std::optional<std::string>{"high"});
   CHECK(field(fields, "attempts") == std::optional<std::string>{"0"});
+  // The rest is in the task only: every field costs on every write and read.
+  CHECK(fields.size() == 6);
   auto decoded = must(nova::decode<task>(field(fields, "task").value()));
   auto expected = t;
   expected.attempts = 0;
@@ -292,6 +291,39 @@ TEST_CASE("a full lane refuses new tasks with queue_full", "[task_store]") {
   CHECK(nova::is(full.error(), errc::queue_full));
   // Other lanes are not affected, and the refused id is not taken.
   enqueue_ok(*store, make_task("c", priority::low));
+}
+
+TEST_CASE("a lane is full at max_len tasks waiting or in flight; acked "
+          "entries not trimmed yet do not count",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto s = store_settings();
+  s.max_len = 3;
+  auto store = make_store(srv, s);
+  for (auto id : {"a", "b", "c"})
+    enqueue_ok(*store, make_task(id));
+  auto a = claim_ok(*store);
+  auto b = claim_ok(*store);
+  auto c = claim_ok(*store);
+  auto full = store->enqueue(make_task("d"));
+  REQUIRE_FALSE(full);
+  CHECK(nova::is(full.error(), errc::queue_full));
+  // a stays pending, so b and c stay in the lane, acked.
+  must(store->complete(b, "", "w"));
+  must(store->complete(c, "", "w"));
+  auto conn = inspect(srv);
+  CHECK(run(conn, {"XLEN", "nova.tasks.queue.normal"}).integer == 3);
+  enqueue_ok(*store, make_task("d"));
+  enqueue_ok(*store, make_task("e"));
+  full = store->enqueue(make_task("f"));
+  REQUIRE_FALSE(full);
+  CHECK(nova::is(full.error(), errc::queue_full));
+  auto st = must(store->stats());
+  CHECK(st.depth == std::vector<uint64_t>{0, 0, 2, 0});
+  CHECK(st.in_flight == 1);
+  must(store->complete(a, "", "w"));
+  enqueue_ok(*store, make_task("f"));
 }
 
 // -- claims -------------------------------------------------------------------
@@ -465,31 +497,33 @@ TEST_CASE("two stores on one server share the queue and every task is "
 
 // -- completion ---------------------------------------------------------------
 
-TEST_CASE("complete writes the done record with a TTL and the result, then "
-          "removes the entry",
+TEST_CASE("complete acks the entry and writes the result; the id stays "
+          "taken",
           "[task_store]") {
   NOVA_REQUIRE_REDIS_SERVER();
   redis_server srv;
   auto store = make_store(srv);
   enqueue_ok(*store, make_task("t1", priority::normal, "sess"));
   enqueue_ok(*store, make_task("t2", priority::normal, ""));
-  CHECK_FALSE(must(store->is_done("t1")));
   auto c = claim_ok(*store, "c1");
   CHECK(must(store->complete(c, "result bytes", "w1"))
         == task_store::completion::done);
-  CHECK(must(store->is_done("t1")));
   auto conn = inspect(srv);
+  // The id record is the one from the enqueue, with its TTL.
   auto ttl = run(conn, {"PTTL", "nova.tasks.known.t1"}).integer;
-  CHECK(ttl > 0);
-  CHECK(ttl <= 24 * 3600 * 1000);
+  CHECK(ttl > 24 * 3600 * 1000);
+  CHECK(ttl <= 7 * 24 * 3600 * 1000);
+  auto again = store->enqueue(make_task("t1"));
+  REQUIRE_FALSE(again);
+  CHECK(nova::is(again.error(), errc::duplicate_id));
   CHECK(pending(conn, "nova.tasks.queue.normal") == 0);
-  // Deleted on ack: only t2 is left in the lane.
-  CHECK(run(conn, {"XLEN", "nova.tasks.queue.normal"}).integer == 1);
+  // Only t2 is left to claim (the acked entry may wait for a later trim).
+  CHECK(must(store->stats()).depth == std::vector<uint64_t>{0, 0, 1, 0});
   auto results = entries(conn, "nova.tasks.results.sess");
   REQUIRE(results.size() == 1);
   CHECK(field(results[0][1], "task_id") == std::optional<std::string>{"t1"});
   CHECK(field(results[0][1], "status") == std::optional<std::string>{"done"});
-  CHECK(field(results[0][1], "worker") == std::optional<std::string>{"w1"});
+  CHECK(results[0][1].size() == 6);
   auto r = must(nova::decode<nova::task_result>(
     field(results[0][1], "result").value()));
   CHECK(r.task_id == "t1");
@@ -497,10 +531,12 @@ TEST_CASE("complete writes the done record with a TTL and the result, then "
   CHECK(r.status == nova::task_status::done);
   CHECK(r.payload == "result bytes");
   CHECK(r.attempts == 1);
+  CHECK(r.worker == "w1");
   CHECK(run(conn, {"PTTL", "nova.tasks.results.sess"}).integer > 0);
   // Without a session there is no results stream to write.
   auto c2 = claim_ok(*store, "c1");
   CHECK(must(store->complete(c2, "x", "w1")) == task_store::completion::done);
+  // Nothing pending and nothing undelivered: the lane is trimmed empty.
   CHECK(run(conn, {"XLEN", "nova.tasks.queue.normal"}).integer == 0);
   auto s = must(store->stats());
   CHECK(s.done == 2);
@@ -508,7 +544,7 @@ TEST_CASE("complete writes the done record with a TTL and the result, then "
 }
 
 TEST_CASE("a redelivered task that another delivery completed is reported "
-          "already_done and only acked",
+          "stale and only acked",
           "[task_store]") {
   NOVA_REQUIRE_REDIS_SERVER();
   redis_server srv;
@@ -523,18 +559,21 @@ TEST_CASE("a redelivered task that another delivery completed is reported "
   CHECK(second.task.id == "once");
   CHECK(second.task.attempts == 2);
   CHECK(second.entry_id == first.entry_id);
-  // The first consumer finishes after all: its effect counts.
+  // The first consumer finishes after all: its ack finds the entry pending,
+  // so its effect counts.
   CHECK(must(store->complete(first, "from slow", "slow"))
         == task_store::completion::done);
-  // The second delivery asks before running and skips the work...
-  CHECK(must(store->is_done("once")));
-  // ...and a completion anyway is only an ack, without a second result.
+  // The second delivery's completion is only an ack, without a second
+  // result.
   CHECK(must(store->complete(second, "from fast", "fast"))
-        == task_store::completion::already_done);
+        == task_store::completion::stale);
   auto conn = inspect(srv);
   auto results = entries(conn, "nova.tasks.results.sess");
   REQUIRE(results.size() == 1);
-  CHECK(field(results[0][1], "worker") == std::optional<std::string>{"slow"});
+  CHECK(must(nova::decode<nova::task_result>(
+              field(results[0][1], "result").value()))
+          .worker
+        == "slow");
   CHECK(pending(conn, "nova.tasks.queue.high") == 0);
   CHECK(must(store->stats()).done == 1);
   // A failure of a delivery whose task is done does not retry it.
@@ -544,10 +583,86 @@ TEST_CASE("a redelivered task that another delivery completed is reported "
   auto y = must(store->reclaim("n2", 50ms)).tasks.at(0);
   CHECK(must(store->complete(y, "ok", "n2")) == task_store::completion::done);
   auto f = must(store->fail(x, "boom", nova::now_ms()));
-  CHECK(f.already_done);
+  CHECK(f.stale);
   CHECK_FALSE(f.retry_at);
   CHECK_FALSE(f.dead);
   CHECK(must(store->stats()).delayed == 0);
+}
+
+TEST_CASE("a completion after the store lost its data is stale, not an "
+          "error",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto store = make_store(srv);
+  enqueue_ok(*store, make_task("gone", priority::normal, "sess"));
+  auto c = claim_ok(*store);
+  auto conn = inspect(srv);
+  run(conn, {"FLUSHALL"});
+  // No lane, no group: nothing is pending, nothing to trim.
+  CHECK(must(store->complete(c, "late", "w")) == task_store::completion::stale);
+  CHECK(entries(conn, "nova.tasks.results.sess").empty());
+}
+
+TEST_CASE("a delivery that completes after its entry was retried writes "
+          "nothing; the retry writes the one result",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto store = make_store(srv);
+  enqueue_ok(*store, make_task("late", priority::normal, "sess"));
+  auto slow = claim_ok(*store, "slow-node");
+  std::this_thread::sleep_for(60ms);
+  auto taken = must(store->reclaim("fast-node", 50ms)).tasks.at(0);
+  const int64_t now = 1'000'000;
+  REQUIRE(must(store->fail(taken, "boom", now)).retry_at);
+  // The slow delivery's entry was acked by the retry: it is stale.
+  CHECK(must(store->complete(slow, "from slow", "slow"))
+        == task_store::completion::stale);
+  CHECK(must(store->stats()).done == 0);
+  REQUIRE(must(store->promote_due(now + 1000)) == 1);
+  auto retry = claim_ok(*store, "fast-node");
+  CHECK(retry.task.id == "late");
+  CHECK(retry.task.attempts == 3);
+  CHECK(must(store->complete(retry, "from retry", "fast"))
+        == task_store::completion::done);
+  auto conn = inspect(srv);
+  auto results = entries(conn, "nova.tasks.results.sess");
+  REQUIRE(results.size() == 1);
+  CHECK(must(nova::decode<nova::task_result>(
+              field(results[0][1], "result").value()))
+          .worker
+        == "fast");
+  CHECK(must(store->stats()).done == 1);
+}
+
+TEST_CASE("acked entries are trimmed off the head of a lane, never pending or "
+          "undelivered ones",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto store = make_store(srv);
+  for (auto id : {"e1", "e2", "e3", "e4", "e5"})
+    enqueue_ok(*store, make_task(id));
+  auto e1 = claim_ok(*store);
+  auto e2 = claim_ok(*store);
+  // e1 is still pending: nothing before it can go, nothing after it does.
+  CHECK(must(store->complete(e2, "", "w")) == task_store::completion::done);
+  auto s = must(store->stats());
+  CHECK(s.depth == std::vector<uint64_t>{0, 0, 3, 0});
+  CHECK(s.in_flight == 1);
+  CHECK(must(store->complete(e1, "", "w")) == task_store::completion::done);
+  strings rest;
+  for (int i = 0; i < 3; ++i) {
+    auto c = claim_ok(*store);
+    rest.push_back(c.task.id);
+    CHECK(must(store->complete(c, "", "w")) == task_store::completion::done);
+  }
+  CHECK(rest == strings{"e3", "e4", "e5"});
+  CHECK(claim_id(*store) == "<none>");
+  auto conn = inspect(srv);
+  CHECK(run(conn, {"XLEN", "nova.tasks.queue.normal"}).integer == 0);
+  CHECK(must(store->stats()).done == 5);
 }
 
 // -- retries and dead letters -------------------------------------------------
@@ -687,7 +802,7 @@ TEST_CASE("the dead letter is appended before the original entry is acked",
   monitor mon{srv.port()};
   auto f = must(store->fail(c, "broken", nova::now_ms()));
   REQUIRE(f.dead);
-  REQUIRE(mon.wait_for("\"XDEL\" \"nova.tasks.queue.normal\"", 2s));
+  REQUIRE(mon.wait_for("\"XTRIM\" \"nova.tasks.queue.normal\"", 2s));
   auto& log = mon.seen();
   auto dead_add = log.find("\"XADD\" \"nova.tasks.dead\"");
   auto result_add = log.find("\"XADD\" \"nova.tasks.results.sess\"");
@@ -820,25 +935,6 @@ TEST_CASE("a released claim goes back to its lane without counting the "
   CHECK_FALSE(must(store->release(c)));
   CHECK(must(store->stats()).in_flight == 1);
   CHECK(must(store->stats()).depth == std::vector<uint64_t>{0, 0, 0, 0});
-}
-
-TEST_CASE("a retry of a task that was completed meanwhile is dropped when it "
-          "is due",
-          "[task_store]") {
-  NOVA_REQUIRE_REDIS_SERVER();
-  redis_server srv;
-  auto store = make_store(srv);
-  enqueue_ok(*store, make_task("t"));
-  auto first = claim_ok(*store, "n1");
-  std::this_thread::sleep_for(60ms);
-  auto second = must(store->reclaim("n2", 50ms)).tasks.at(0);
-  // The newer delivery fails and schedules a retry; the older completes.
-  REQUIRE(must(store->fail(second, "boom", 1000)).retry_at);
-  CHECK(must(store->complete(first, "ok", "n1"))
-        == task_store::completion::done);
-  CHECK(must(store->promote_due(1'000'000)) == 0);
-  CHECK(must(store->stats()).delayed == 0);
-  CHECK(claim_id(*store) == "<none>");
 }
 
 // -- malformed entries --------------------------------------------------------
