@@ -48,13 +48,14 @@ constexpr const char* durable_header = "Nova-Durable";
 
 /// The durable delivery class of a node with `--store redis` (see
 /// ARCHITECTURE.md): XADD to the stream first, then notify; the receiving
-/// Nova reads its durable inbox (consumer group `<prefix>.durable`), in
-/// order, deduplicates by envelope id and acks. A Nova that was offline, or
+/// Nova reads its durable inbox after its cursor, in order, deduplicates
+/// by envelope id and settles (moves the cursor). A Nova that was offline, or
 /// not spawned yet, catches up when it comes up.
 ///
 /// Two threads do the store I/O, so that no actor ever waits for the store:
 /// a writer takes every envelope waiting when it wakes and XADDs them in one
-/// pipeline, then notifies (a local Nova gets `(durable_atom)`, a Nova on
+/// pipeline (two in flight: it sends the next before it reads the older
+/// one's replies), then notifies (a local Nova gets `(durable_atom)`, a Nova on
 /// another node the envelope over the bus with `durable_header`, fan-out
 /// kinds go out as usual); a reader serves catch-ups and acks in the order
 /// asked. While the store is unreachable both retry with backoff, the node

@@ -38,7 +38,7 @@ typename Inspector::result_type inspect(Inspector& f, stored_envelope& x) {
 }
 
 /// An entry whose `envelope` field is missing or cannot be decoded. It stays
-/// pending in the group until `durable_store::move_to_dead` (or `ack`).
+/// in its stream until `durable_store::move_to_dead`.
 struct malformed_entry {
   std::string stream;
   std::string entry_id;
@@ -231,7 +231,8 @@ public:
 
   /// Copies entry `entry_id` of `stream` (all its fields) to the dead
   /// stream `<prefix>.durable.dead` with `reason`, `stream` and `entry`
-  /// fields, then acks and deletes it, atomically. `not_found` if the entry
+  /// fields, then deletes it (and acks it in a consumer group of earlier
+  /// versions, if the stream has one), atomically. `not_found` if the entry
   /// is gone.
   [[nodiscard]] caf::error move_to_dead(const std::string& stream,
                                         const std::string& entry_id,
