@@ -97,23 +97,34 @@ std::string previous_stream_id(const std::string& id) {
   return std::to_string(ms - 1) + "-" + std::to_string(UINT64_MAX);
 }
 
-// Entry ids ("ms-seq") in stream order.
-bool entry_id_less(const std::string& x, const std::string& y) {
-  auto parts = [](const std::string& id) {
-    auto dash = id.find('-');
-    uint64_t ms = 0;
-    uint64_t seq = 0;
-    std::from_chars(id.data(), id.data() + std::min(dash, id.size()), ms);
-    if (dash != std::string::npos)
-      std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
-    return std::make_pair(ms, seq);
-  };
-  return parts(x) < parts(y);
+// An entry id ("ms-seq") as numbers, for ordering.
+std::pair<uint64_t, uint64_t> entry_id_parts(const std::string& id) {
+  auto dash = id.find('-');
+  uint64_t ms = 0;
+  uint64_t seq = 0;
+  std::from_chars(id.data(), id.data() + std::min(dash, id.size()), ms);
+  if (dash != std::string::npos)
+    std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
+  return {ms, seq};
 }
 
-// The greatest of `ids` (not empty).
+// Entry ids in stream order.
+bool entry_id_less(const std::string& x, const std::string& y) {
+  return entry_id_parts(x) < entry_id_parts(y);
+}
+
+// The greatest of `ids` (not empty); each parsed once.
 const std::string& last_entry_id(const std::vector<std::string>& ids) {
-  return *std::max_element(ids.begin(), ids.end(), entry_id_less);
+  const std::string* best = &ids.front();
+  auto best_parts = entry_id_parts(*best);
+  for (auto& id : ids) {
+    auto parts = entry_id_parts(id);
+    if (best_parts < parts) {
+      best = &id;
+      best_parts = parts;
+    }
+  }
+  return *best;
 }
 
 // An envelope from an entry's fields, or why not.
@@ -489,7 +500,6 @@ durable_store::format_batch(const std::vector<envelope>& envs,
   // Written straight into RESP: per envelope the encoded bytes once, no
   // argument vector.
   thread_local std::string encoded;
-  auto mark = cmds.bytes().size();
   auto max_len = std::to_string(settings_.max_len);
   std::vector<std::string> trims;
   const envelope* prev = nullptr;
@@ -542,7 +552,6 @@ durable_store::format_batch(const std::vector<envelope>& envs,
     for (auto& x : argv)
       cmds.arg(x);
   }
-  static_cast<void>(mark);
   return envs.size();
 }
 
