@@ -22,11 +22,13 @@ struct durable_bench_options {
 /// Durable Nova-to-Nova throughput: one node with the redis store (started
 /// by the benchmark on a free loopback port), a Nova sending `messages`
 /// durable 128-byte messages to another, timed until the receiver handled
-/// the last one (written to its stream, notified, read through the consumer
-/// group, acked). The baseline, against the same server in the same run, is
+/// the last one (written to its stream, notified, read after the receiver's
+/// cursor, settled). The baseline, against the same server in the same run, is
 /// `redis-benchmark` doing the same number of XADDs (128-byte field, MAXLEN
 /// ~ 1,000,000 as Nova trims) with 50 clients and pipeline depth 64. Prints
-/// both rates and the ratio (Nova / baseline; `--json`: `ratio`). Returns 0,
+/// both rates and the ratio (Nova / baseline; `--json`: `ratio`), and the
+/// CPU the server and this process spent per message during the Nova run
+/// (`server_cpu_us_per_msg`, `node_cpu_us_per_msg`). Returns 0,
 /// or 1 when the setup or a run failed.
 int run_bench_durable(const durable_bench_options& opts, std::ostream& out);
 
