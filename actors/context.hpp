@@ -72,7 +72,7 @@ struct runtime_context {
 /// Hands `env` to the node's observers, if any are watching.
 inline void tap_envelope(runtime_context& ctx, const envelope& env,
                          std::string_view wire_subject = {}) {
-  if (auto* t = ctx.tap.get(); t != nullptr && t->active())
+  if (auto* t = ctx.tap.get(); t != nullptr && t->wants(env.kind))
     t->observe(env, !wire_subject.empty(), wire_subject);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -14,10 +15,24 @@ namespace nova {
 /// thread and must only hand off.
 class envelope_tap {
 public:
+  /// What a tap wants to observe.
+  enum class interest : uint8_t {
+    none,
+    /// Events only (e.g. to keep the last few for a late reader).
+    events,
+    all,
+  };
+
   virtual ~envelope_tap();
 
   [[nodiscard]] bool active() const noexcept {
-    return active_.load(std::memory_order_relaxed);
+    return interest_.load(std::memory_order_relaxed) != interest::none;
+  }
+
+  /// Whether `observe` wants envelopes of kind `k` now.
+  [[nodiscard]] bool wants(kind k) const noexcept {
+    auto x = interest_.load(std::memory_order_relaxed);
+    return x == interest::all || (x == interest::events && k == kind::event);
   }
 
   /// `inbound`: the envelope came from another node, on the NATS subject
@@ -27,7 +42,7 @@ public:
     = 0;
 
 protected:
-  std::atomic<bool> active_{false};
+  std::atomic<interest> interest_{interest::none};
 };
 
 /// Where `env` travels on the bus, relative to the prefix (`inbox.bob`,

@@ -89,7 +89,7 @@ public:
   live_feed(std::string prefix, size_t recent_capacity)
     : prefix_(std::move(prefix) + "."), recent_capacity_(recent_capacity) {
     // Events are remembered even while nobody watches.
-    active_.store(recent_capacity_ > 0);
+    interest_.store(recent_capacity_ > 0 ? interest::events : interest::none);
   }
 
   void observe(const envelope& env, bool inbound,
@@ -401,7 +401,11 @@ void live_feed::subscription_changed() {
     if (s->watching())
       ++n;
   watching_.store(n);
-  active_.store(n > 0 || recent_capacity_ > 0);
+  // Without watchers only events matter: the last few are kept for
+  // bus.subscribe, and a direct send skips the call.
+  interest_.store(n > 0                  ? interest::all
+                  : recent_capacity_ > 0 ? interest::events
+                                         : interest::none);
 }
 
 void live_feed::broadcast(const frame_ptr& frame) {
