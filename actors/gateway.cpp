@@ -331,6 +331,13 @@ public:
     auto subject = names_.presence(p.nova_id);
     if (!subject || !connected_)
       return; // presence is refreshed by the next heartbeat anyway
+    // A local Nova is heard of only once its inbox is subscribed: the
+    // gateway announces it then. Before that (its heartbeats and republishes
+    // can be quicker than the gateway), others would learn of it and send
+    // into a subject nobody subscribed to yet, and NATS drops those.
+    if (p.node_id == ctx_->node_id && p.status != presence_status::offline
+        && !subscribed(p.nova_id))
+      return;
     nova::headers hs;
     hs[nats_headers::node] = ctx_->node_id;
     with_client([&](nats_client& c) {
@@ -340,6 +347,20 @@ public:
 
   bool connected() const override {
     return connected_;
+  }
+
+  /// The gateway subscribed the local Nova `id`'s subjects (or stopped).
+  void set_subscribed(const std::string& id, bool x) {
+    std::lock_guard guard{subscribed_mtx_};
+    if (x)
+      subscribed_.insert(id);
+    else
+      subscribed_.erase(id);
+  }
+
+  bool subscribed(const std::string& id) const {
+    std::lock_guard guard{subscribed_mtx_};
+    return subscribed_.count(id) > 0;
   }
 
   size_t outbox_depth() const override {
@@ -513,6 +534,8 @@ private:
   clock::time_point settle_until_;
   mutable std::shared_mutex remote_mtx_;
   std::unordered_map<std::string, remote_nova> remote_;
+  mutable std::mutex subscribed_mtx_;
+  std::unordered_set<std::string> subscribed_;
   std::string reply_prefix_;
   std::atomic<uint64_t> next_token_{0};
   std::mutex requests_mtx_;
@@ -847,6 +870,7 @@ caf::behavior gateway_fun(gateway_actor* self, context_ptr ctx,
         st.bus->with_client([](nats_client& c) {
           static_cast<void>(c.flush(std::chrono::seconds(1)));
         });
+      st.bus->set_subscribed(id, true);
       presence p;
       p.nova_id = id;
       p.node_id = st.ctx->node_id;
@@ -856,7 +880,10 @@ caf::behavior gateway_fun(gateway_actor* self, context_ptr ctx,
       p.started_at = p.last_seen;
       st.bus->publish_presence(p);
     },
-    [self](nova_down_atom, std::string& id) { self->state.subs.erase(id); },
+    [self](nova_down_atom, std::string& id) {
+      self->state.bus->set_subscribed(id, false);
+      self->state.subs.erase(id);
+    },
     [self](request_atom, envelope& env) -> caf::result<envelope> {
       auto& st = self->state;
       if (!st.bus->connected())

@@ -137,7 +137,14 @@ TEST_CASE("a node whose NATS server dies fails over to another server of the "
     }
   };
   send_some(20);
-  REQUIRE(got->wait_for(20).size() == 20);
+  {
+    auto xs = got->wait_for(20);
+    INFO("a on server " << first << ", b on server " << b_server << "; a sent "
+         << a.stats().get(counter::wire_out) << ", b took in "
+         << b.stats().get(counter::wire_in) << ", first payload: "
+         << (xs.empty() ? std::string{"-"} : xs.front().payload));
+    REQUIRE(xs.size() == 20);
+  }
   CHECK(a.health().status == "healthy");
   CHECK(a.stats().get(counter::reconnects) == 0);
 
@@ -156,7 +163,13 @@ TEST_CASE("a node whose NATS server dies fails over to another server of the "
   // The bus flag is what health() reports as `degraded`; health() itself
   // would wait here, see the note at the end.
   auto& bus = *a.context().bus;
-  REQUIRE(eventually([&] { return !bus.connected(); }, 10s));
+  {
+    bool gone = eventually([&] { return !bus.connected(); }, 10s);
+    INFO("a was on server " << first << ", now on server "
+         << (gone ? cluster.size() : server_index(cluster, a.health().server_id))
+         << " after " << a.stats().get(counter::reconnects) << " reconnects");
+    REQUIRE(gone);
+  }
   // Accepted during the failover: they wait in the outbox, in order.
   send_some(20);
   CHECK(bus.outbox_depth() == 20);

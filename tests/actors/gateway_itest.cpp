@@ -8,6 +8,7 @@
 #include "actors/gateway.hpp"
 #include "cluster/nats_client.hpp"
 #include "messages/codec.hpp"
+#include "messages/ids.hpp"
 #include "runtime/node.hpp"
 #include "support/nats_server.hpp"
 #include "support/sink.hpp"
@@ -440,4 +441,58 @@ TEST_CASE("a node whose NATS server restarts keeps running, queues what it "
   REQUIRE(eventually([&] { return a.health().status == "healthy"; }));
   CHECK(a.health().outbox_depth == 0);
   CHECK(a.stats().get(counter::reconnects) >= 1);
+}
+
+TEST_CASE("a local Nova's presence goes out only once the gateway subscribed "
+          "its inbox",
+          "[gateway][presence]") {
+  NOVA_REQUIRE_NATS_SERVER();
+  nats_server srv;
+  auto pfx = fresh_prefix();
+  node b{nats_config("node-b", srv.url(), pfx)};
+  auto settings = nats_settings::from_url(srv.url());
+  REQUIRE(settings);
+  auto client = nats_client::connect(*settings);
+  REQUIRE(client);
+  nova::testing::sink<std::string> heard;
+  auto sub = (*client)->subscribe(pfx + ".presence.*", [&](nats_message&& m) {
+    auto p = decode<presence>(m.bytes());
+    if (p)
+      heard.push(p->nova_id + ":" + to_string(p->status));
+  });
+  REQUIRE(sub);
+  REQUIRE_FALSE((*client)->flush(2s));
+  auto got = make_sink();
+  REQUIRE(b.spawn<recorder>("bob", {}, got));
+  // The gateway announces bob once its inbox is subscribed.
+  REQUIRE(heard.wait_until([](const std::vector<std::string>& xs) {
+    return std::find(xs.begin(), xs.end(), "bob:online") != xs.end();
+  }));
+  // What the presence monitor says of a local Nova whose inbox the gateway
+  // has not subscribed (its heartbeats can be quicker than the gateway)
+  // stays here: whoever heard of it would send into a subject without
+  // subscribers, and NATS drops what nobody listens to.
+  auto& bus = *b.context().bus;
+  presence ghost;
+  ghost.nova_id = "ghost";
+  ghost.node_id = "node-b";
+  ghost.status = presence_status::online;
+  ghost.last_seen = now_ms();
+  bus.publish_presence(ghost);
+  // Going offline needs no inbox.
+  ghost.status = presence_status::offline;
+  bus.publish_presence(ghost);
+  // Behind both on the same connection: a subscribed Nova's heartbeat.
+  presence bob;
+  bob.nova_id = "bob";
+  bob.node_id = "node-b";
+  bob.status = presence_status::busy;
+  bob.last_seen = now_ms();
+  bus.publish_presence(bob);
+  REQUIRE(heard.wait_until([](const std::vector<std::string>& xs) {
+    return std::find(xs.begin(), xs.end(), "bob:busy") != xs.end();
+  }));
+  auto xs = heard.items();
+  CHECK(std::count(xs.begin(), xs.end(), "ghost:online") == 0);
+  CHECK(std::count(xs.begin(), xs.end(), "ghost:offline") == 1);
 }
