@@ -16,9 +16,8 @@ namespace nova {
 namespace {
 
 using redis_util::to_ms;
-using redis_util::contains;
 using redis_util::unexpected_reply;
-using redis_util::field_of;
+using redis_util::field_ptr;
 
 // -- Lua scripts --------------------------------------------------------------
 //
@@ -66,38 +65,7 @@ bool is_entry_id(std::string_view x) {
          && all_digits(x.substr(dash + 1));
 }
 
-// The next possible stream id after `id` ("ms-seq"), for exclusive ranges.
-std::string next_stream_id(const std::string& id) {
-  auto dash = id.find('-');
-  if (dash == std::string::npos)
-    return id + "-1";
-  uint64_t seq = 0;
-  auto s = std::string_view{id}.substr(dash + 1);
-  std::from_chars(s.data(), s.data() + s.size(), seq);
-  if (seq == UINT64_MAX) {
-    uint64_t ms = 0;
-    std::from_chars(id.data(), id.data() + dash, ms);
-    return std::to_string(ms + 1) + "-0";
-  }
-  return id.substr(0, dash + 1) + std::to_string(seq + 1);
-}
-
-// The stream id just before `id` ("ms-seq"), for a read after it.
-std::string previous_stream_id(const std::string& id) {
-  auto dash = id.find('-');
-  uint64_t ms = 0;
-  uint64_t seq = 0;
-  std::from_chars(id.data(), id.data() + dash, ms);
-  auto s = std::string_view{id}.substr(dash + 1);
-  std::from_chars(s.data(), s.data() + s.size(), seq);
-  if (seq > 0)
-    return std::to_string(ms) + "-" + std::to_string(seq - 1);
-  if (ms == 0)
-    return "0-0";
-  return std::to_string(ms - 1) + "-" + std::to_string(UINT64_MAX);
-}
-
-// An entry id ("ms-seq") as numbers, for ordering.
+// An entry id ("ms-seq", or "ms" for "ms-0") as numbers, for ordering.
 std::pair<uint64_t, uint64_t> entry_id_parts(const std::string& id) {
   auto dash = id.find('-');
   uint64_t ms = 0;
@@ -106,6 +74,30 @@ std::pair<uint64_t, uint64_t> entry_id_parts(const std::string& id) {
   if (dash != std::string::npos)
     std::from_chars(id.data() + dash + 1, id.data() + id.size(), seq);
   return {ms, seq};
+}
+
+std::string entry_id_of(uint64_t ms, uint64_t seq) {
+  return std::to_string(ms) + "-" + std::to_string(seq);
+}
+
+// The next possible stream id after `id`, for exclusive ranges.
+std::string next_stream_id(const std::string& id) {
+  auto [ms, seq] = entry_id_parts(id);
+  if (id.find('-') == std::string::npos)
+    return entry_id_of(ms, 1);
+  if (seq == UINT64_MAX)
+    return entry_id_of(ms + 1, 0);
+  return entry_id_of(ms, seq + 1);
+}
+
+// The stream id just before `id`, for a read after it.
+std::string previous_stream_id(const std::string& id) {
+  auto [ms, seq] = entry_id_parts(id);
+  if (seq > 0)
+    return entry_id_of(ms, seq - 1);
+  if (ms == 0)
+    return "0-0";
+  return entry_id_of(ms - 1, UINT64_MAX);
 }
 
 // Entry ids in stream order.
@@ -129,8 +121,8 @@ const std::string& last_entry_id(const std::vector<std::string>& ids) {
 
 // An envelope from an entry's fields, or why not.
 caf::expected<envelope> decode_entry(const redis_value& fields) {
-  auto raw = field_of(fields, "envelope");
-  if (!raw)
+  auto* raw = field_ptr(fields, "envelope");
+  if (raw == nullptr)
     return make_error(errc::decode_failed,
                       "stream entry has no envelope field");
   return decode<envelope>(*raw);
@@ -144,8 +136,8 @@ void collect_entry(const redis_value& e, std::vector<stored_envelope>& out,
                    std::atomic<uint64_t>& malformed) {
   if (!subject_pattern.empty()) {
     // The plain field spares decoding what the filter drops.
-    auto subject = field_of(e[1], "subject");
-    if (subject && !subject_matches(subject_pattern, *subject))
+    auto* subject = field_ptr(e[1], "subject");
+    if (subject != nullptr && !subject_matches(subject_pattern, *subject))
       return;
   }
   auto env = decode_entry(e[1]);
@@ -453,50 +445,22 @@ durable_store::minid_trim(const std::string& stream, bool exact) const {
   return {"XTRIM", stream, "MINID", "~", min_ms};
 }
 
-caf::expected<std::string>
-durable_store::prepare(const envelope& env,
-                       std::vector<std::string>& xadd) const {
-  if (settings_.max_payload > 0 && env.payload.size() > settings_.max_payload)
-    return make_error(errc::payload_too_large,
-                      fmt::format("payload of {} bytes exceeds max_payload "
-                                  "of {} bytes (envelope {})",
-                                  env.payload.size(), settings_.max_payload,
-                                  env.id.view()));
-  auto stream = stream_for(env);
-  if (!stream)
-    return stream;
-  xadd = {"XADD",    *stream,     "MAXLEN",         "~",
-          std::to_string(settings_.max_len),         "*",
-          "envelope", encode(env), "id",             env.id.str(),
-          "from",    env.from,    "kind",           to_string(env.kind)};
-  // Direct sends mostly have none; every field costs the server time on
-  // each write and read.
-  if (!env.subject.empty()) {
-    xadd.emplace_back("subject");
-    xadd.push_back(env.subject);
-  }
-  return stream;
-}
-
 caf::expected<std::string> durable_store::append(const envelope& env) {
-  std::vector<std::vector<std::string>> cmds(1);
-  auto stream = prepare(env, cmds[0]);
-  if (!stream)
-    return std::move(stream.error());
-  if (settings_.max_age)
-    cmds.push_back(minid_trim(*stream));
-  auto r = pool_->pipeline(cmds);
-  if (!r)
-    return track(std::move(r.error()));
-  auto& x = (*r)[0];
+  resp_buffer cmds;
+  if (auto n = format_batch(&env, 1, cmds); !n)
+    return std::move(n.error());
+  std::vector<redis_value> replies;
+  if (auto err = pool_->pipeline(cmds, replies))
+    return track(std::move(err));
+  auto& x = replies[0];
   if (x.is_error())
     return track(x.as_error());
   return x.as_string();
 }
 
-caf::expected<size_t>
-durable_store::format_batch(const std::vector<envelope>& envs,
-                            resp_buffer& cmds) const {
+caf::expected<size_t> durable_store::format_batch(const envelope* envs,
+                                                  size_t count,
+                                                  resp_buffer& cmds) const {
   // Written straight into RESP: per envelope the encoded bytes once, no
   // argument vector.
   thread_local std::string encoded;
@@ -504,7 +468,8 @@ durable_store::format_batch(const std::vector<envelope>& envs,
   std::vector<std::string> trims;
   const envelope* prev = nullptr;
   std::string stream;
-  for (auto& env : envs) {
+  for (size_t i = 0; i < count; ++i) {
+    const auto& env = envs[i];
     if (settings_.max_payload > 0
         && env.payload.size() > settings_.max_payload)
       return make_error(errc::payload_too_large,
@@ -552,7 +517,7 @@ durable_store::format_batch(const std::vector<envelope>& envs,
     for (auto& x : argv)
       cmds.arg(x);
   }
-  return envs.size();
+  return count;
 }
 
 caf::expected<std::vector<std::string>>
@@ -580,7 +545,7 @@ durable_store::append_batch(const std::vector<envelope>& envs) {
   thread_local resp_buffer cmds;
   thread_local std::vector<redis_value> replies;
   cmds.clear();
-  auto n = format_batch(envs, cmds);
+  auto n = format_batch(envs.data(), envs.size(), cmds);
   if (!n)
     return std::move(n.error());
   if (auto err = pool_->pipeline(cmds, replies))
@@ -592,7 +557,7 @@ caf::error durable_store::appender::send(const std::vector<envelope>& envs) {
   if (envs.empty())
     return caf::none;
   cmds_.clear();
-  auto n = store_.format_batch(envs, cmds_);
+  auto n = store_.format_batch(envs.data(), envs.size(), cmds_);
   if (!n)
     return std::move(n.error());
   if (!lease_) {

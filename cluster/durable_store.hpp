@@ -303,13 +303,10 @@ private:
   // Refuses keys outside this prefix.
   caf::error check_stream(const std::string& stream) const;
 
-  // The XADD (and optional XTRIM MINID) commands for one envelope.
-  caf::expected<std::string> prepare(const envelope& env,
-                                     std::vector<std::string>& xadd) const;
-
-  // The XADDs of `envs` (and an XTRIM per stream with `max_age`) into
-  // `cmds`; returns how many XADDs. Nothing is added when one is refused.
-  caf::expected<size_t> format_batch(const std::vector<envelope>& envs,
+  // The XADDs of `count` envelopes from `envs` (and an XTRIM per stream
+  // with `max_age`) into `cmds`; returns how many XADDs. When one envelope
+  // is refused, `cmds` is left half written: send none of it.
+  caf::expected<size_t> format_batch(const envelope* envs, size_t count,
                                      resp_buffer& cmds) const;
 
   // The entry ids in the first `n` of `replies` (XADD replies).

@@ -65,11 +65,20 @@ redis_value* place_value(const redisReadTask* task,
   return v;
 }
 
+// What hiredis calls a string: a bulk string, a status or an error.
+redis_value::type string_type(const redisReadTask* task) noexcept {
+  switch (task->type) {
+    case REDIS_REPLY_ERROR:
+      return redis_value::type::error;
+    case REDIS_REPLY_STATUS:
+      return redis_value::type::status;
+    default:
+      return redis_value::type::string;
+  }
+}
+
 void* create_string(const redisReadTask* task, char* str, size_t len) {
-  auto t = task->type == REDIS_REPLY_ERROR    ? redis_value::type::error
-           : task->type == REDIS_REPLY_STATUS ? redis_value::type::status
-                                              : redis_value::type::string;
-  auto* v = place_value(task, t);
+  auto* v = place_value(task, string_type(task));
   if (v == nullptr)
     return nullptr;
   try {
@@ -135,10 +144,7 @@ size_t index_of(const redisReadTask* task) {
 }
 
 void* visit_string(const redisReadTask* task, char* str, size_t len) {
-  auto t = task->type == REDIS_REPLY_ERROR    ? redis_value::type::error
-           : task->type == REDIS_REPLY_STATUS ? redis_value::type::status
-                                              : redis_value::type::string;
-  current_visitor->on_string(depth_of(task), index_of(task), t,
+  current_visitor->on_string(depth_of(task), index_of(task), string_type(task),
                              std::string_view{str, len});
   return &visited_marker;
 }
@@ -224,32 +230,6 @@ timeval to_timeval(caf::timespan x) noexcept {
   tv.tv_sec = static_cast<time_t>(ms / 1000);
   tv.tv_usec = static_cast<suseconds_t>((ms % 1000) * 1000);
   return tv;
-}
-
-// Appends the RESP form of `argv` to `out`, as hiredis formats a command
-// but without growing an sds argument by argument (hot for pipelines and
-// scripts of thousands of arguments).
-void append_command(std::string& out, const std::vector<std::string>& argv) {
-  char num[24];
-  auto head = [&](char tag, size_t n) {
-    out.push_back(tag);
-    auto r = std::to_chars(num, num + sizeof num, n);
-    out.append(num, r.ptr);
-    out.append("\r\n", 2);
-  };
-  head('*', argv.size());
-  for (auto& arg : argv) {
-    head('$', arg.size());
-    out.append(arg);
-    out.append("\r\n", 2);
-  }
-}
-
-size_t command_bytes(const std::vector<std::string>& argv) {
-  size_t n = 16;
-  for (auto& arg : argv)
-    n += arg.size() + 16;
-  return n;
 }
 
 // -- errors -------------------------------------------------------------------
@@ -386,6 +366,13 @@ resp_buffer&
 resp_buffer::command(std::initializer_list<std::string_view> args) {
   begin(args.size());
   for (auto x : args)
+    arg(x);
+  return *this;
+}
+
+resp_buffer& resp_buffer::command(const std::vector<std::string>& argv) {
+  begin(argv.size());
+  for (auto& x : argv)
     arg(x);
   return *this;
 }
@@ -619,9 +606,9 @@ struct redis_connection::impl {
   // Script text -> SHA1 the server reported when loading it.
   std::unordered_map<std::string, std::string> scripts;
   std::minstd_rand rng{std::random_device{}()};
-  // The commands of the call in progress, in RESP; kept between calls so
-  // that a batch does not allocate (and fault in) its buffer again.
-  std::string wbuf;
+  // The commands of the call in progress; kept between calls so that a
+  // batch does not allocate (and fault in) its buffer again.
+  resp_buffer wbuf;
 
   explicit impl(redis_settings s)
     : settings(std::move(s)), name(where(settings)) {
@@ -688,12 +675,15 @@ struct redis_connection::impl {
   // stays empty, so redisGetReply only reads. A failure is recorded on the
   // context as hiredis records its own (`fail_io` reads it).
   bool send_wbuf() {
-    if (!send_bytes(wbuf))
-      return false;
-    // A huge batch once should not pin its buffer for good.
-    if (wbuf.capacity() > max_kept_wbuf)
-      std::string{}.swap(wbuf);
-    return true;
+    auto ok = send_bytes(wbuf.bytes());
+    trim_wbuf();
+    return ok;
+  }
+
+  // A huge batch once should not pin its buffer for good.
+  void trim_wbuf() {
+    if (wbuf.bytes().capacity() > max_kept_wbuf)
+      wbuf = resp_buffer{};
   }
 
   bool send_bytes(std::string_view bytes) {
@@ -719,12 +709,25 @@ struct redis_connection::impl {
 
   static constexpr size_t max_kept_wbuf = 4 * 1024 * 1024;
 
+  // Writes `cmds` on a live context; their replies are due after those
+  // already due.
+  caf::error transmit(const resp_buffer& cmds) {
+    sigpipe_guard guard;
+    errno = 0;
+    if (!send_bytes(cmds.bytes())) {
+      unread = 0;
+      return fail_io(fmt::format("a pipeline of {} commands", cmds.commands()),
+                     settings.command_timeout, errno);
+    }
+    unread += cmds.commands();
+    return caf::none;
+  }
+
   // One command on a live context; error replies come back as values.
   caf::expected<redis_value> roundtrip(const std::vector<std::string>& argv,
                                        caf::timespan timeout) {
     wbuf.clear();
-    wbuf.reserve(command_bytes(argv));
-    append_command(wbuf, argv);
+    wbuf.command(argv);
     void* raw = nullptr;
     int saved_errno = 0;
     {
@@ -922,15 +925,7 @@ caf::error redis_connection::send(const resp_buffer& cmds) {
   }
   // With replies due the socket is readable, which `ensure` would take for
   // a stale connection: it is checked once, before the first send.
-  sigpipe_guard guard;
-  errno = 0;
-  if (!x.send_bytes(cmds.bytes())) {
-    x.unread = 0;
-    return x.fail_io(fmt::format("a pipeline of {} commands", cmds.commands()),
-                     x.settings.command_timeout, errno);
-  }
-  x.unread += cmds.commands();
-  return caf::none;
+  return x.transmit(cmds);
 }
 
 caf::error redis_connection::receive(size_t n, std::vector<redis_value>& out,
@@ -992,34 +987,20 @@ redis_connection::pipeline(const std::vector<std::vector<std::string>>& cmds) {
     if (argv.size() > static_cast<size_t>(INT_MAX))
       return invalid("too many arguments for one redis command");
   }
+  // Connected first: the handshake writes its commands into `wbuf` too.
   auto& x = *impl_;
   if (auto err = x.ensure())
     return err;
   // All commands go out in one write; then the replies are read in order.
-  size_t bytes = 0;
-  for (auto& argv : cmds)
-    bytes += command_bytes(argv);
   x.wbuf.clear();
-  x.wbuf.reserve(bytes);
   for (auto& argv : cmds)
-    append_command(x.wbuf, argv);
-  sigpipe_guard guard;
-  errno = 0;
-  if (!x.send_wbuf())
-    return x.fail_io("a pipeline", x.settings.command_timeout, errno);
-  out.reserve(cmds.size());
-  for (size_t i = 0; i < cmds.size(); ++i) {
-    void* raw = nullptr;
-    errno = 0;
-    if (redisGetReply(x.ctx.get(), &raw) != REDIS_OK || raw == nullptr) {
-      auto saved_errno = errno;
-      return x.fail_io(fmt::format("a pipeline of {} commands (at {}, {})",
-                                   cmds.size(), i, cmds[i].front()),
-                       x.settings.command_timeout, saved_errno);
-    }
-    reply_ptr reply{static_cast<redis_value*>(raw)};
-    out.push_back(std::move(*reply));
-  }
+    x.wbuf.command(argv);
+  auto err = x.transmit(x.wbuf);
+  x.trim_wbuf();
+  if (!err)
+    err = receive(cmds.size(), out);
+  if (err)
+    return err;
   return out;
 }
 

@@ -119,6 +119,7 @@ public:
 
   /// A whole command.
   resp_buffer& command(std::initializer_list<std::string_view> args);
+  resp_buffer& command(const std::vector<std::string>& argv);
 
   /// Commands begun so far.
   [[nodiscard]] size_t commands() const noexcept {

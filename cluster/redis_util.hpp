@@ -37,18 +37,8 @@ inline caf::error unexpected_reply(const char* what, const redis_value& x) {
                                 to_string(x)));
 }
 
-/// The value of `name` in a stream entry's [field, value, ...] array.
-inline std::optional<std::string> field_of(const redis_value& fields,
-                                           std::string_view name) {
-  if (!fields.is_array())
-    return std::nullopt;
-  for (size_t i = 0; i + 1 < fields.size(); i += 2)
-    if (fields[i].str == name)
-      return fields[i + 1].str;
-  return std::nullopt;
-}
-
-/// As `field_of`, without copying: the value in place, or null.
+/// The value of `name` in a stream entry's [field, value, ...] array, in
+/// place; null if there is none.
 inline const std::string* field_ptr(const redis_value& fields,
                                     std::string_view name) {
   if (!fields.is_array())
@@ -57,6 +47,14 @@ inline const std::string* field_ptr(const redis_value& fields,
     if (fields[i].str == name)
       return &fields[i + 1].str;
   return nullptr;
+}
+
+/// As `field_ptr`, a copy.
+inline std::optional<std::string> field_of(const redis_value& fields,
+                                           std::string_view name) {
+  if (auto* x = field_ptr(fields, name))
+    return *x;
+  return std::nullopt;
 }
 
 } // namespace nova::redis_util

@@ -462,6 +462,26 @@ TEST_CASE("a pipeline written in RESP hands its last reply to a visitor "
   CHECK(out[1].is_nil());
 }
 
+TEST_CASE("a pipeline that is a connection's first use connects and gets "
+          "every reply") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  // A pool connects lazily: the handshake happens inside the pipeline.
+  auto pool = must(nova::redis_pool::make(settings_for(srv.url())));
+  auto r = must(pool.pipeline({{"SET", "a", "1"}, {"INCR", "a"}}));
+  REQUIRE(r.size() == 2);
+  CHECK(r[0].str == "OK");
+  CHECK(r[1].integer == 2);
+  auto other = must(nova::redis_pool::make(settings_for(srv.url())));
+  nova::resp_buffer cmds;
+  cmds.command({"INCR", "a"}).command({"GET", "a"});
+  std::vector<redis_value> out;
+  REQUIRE_FALSE(other.pipeline(cmds, out));
+  REQUIRE(out.size() == 2);
+  CHECK(out[0].integer == 3);
+  CHECK(out[1].str == "3");
+}
+
 TEST_CASE("pipelines sent one after another are received in order") {
   NOVA_REQUIRE_REDIS_SERVER();
   redis_server srv;
