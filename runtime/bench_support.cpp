@@ -4,6 +4,8 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <system_error>
 #include <thread>
@@ -31,6 +33,29 @@ double process_cpu_ms() {
            + static_cast<double>(tv.tv_usec) / 1e3;
   };
   return ms(ru.ru_utime) + ms(ru.ru_stime);
+}
+
+double process_cpu_ms(pid_t pid) {
+  std::ifstream in{"/proc/" + std::to_string(pid) + "/stat"};
+  std::string stat;
+  std::getline(in, stat);
+  // The command name (field 2) may hold spaces: fields count from the ')'.
+  auto close = stat.rfind(')');
+  if (close == std::string::npos)
+    return 0;
+  std::istringstream rest{stat.substr(close + 1)};
+  std::string field;
+  double utime = 0;
+  double stime = 0;
+  // After ')': state is field 3; utime and stime are fields 14 and 15.
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14)
+      utime = std::strtod(field.c_str(), nullptr);
+    else if (i == 15)
+      stime = std::strtod(field.c_str(), nullptr);
+  }
+  auto ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return ticks > 0 ? (utime + stime) * 1e3 / ticks : 0;
 }
 
 std::optional<std::string> info_field(const std::string& info,

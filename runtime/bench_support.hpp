@@ -47,6 +47,10 @@ void serve_until_stdin_closes(std::chrono::seconds lifetime);
 /// CPU time (user + system) of this process so far, in milliseconds.
 [[nodiscard]] double process_cpu_ms();
 
+/// CPU time (user + system) of process `pid` so far, in milliseconds, from
+/// `/proc/<pid>/stat`; 0 when it cannot be read.
+[[nodiscard]] double process_cpu_ms(pid_t pid);
+
 /// The value of `field:` in an INFO reply.
 [[nodiscard]] std::optional<std::string> info_field(const std::string& info,
                                                     const std::string& field);
@@ -133,6 +137,10 @@ public:
     if (!wait(std::chrono::seconds(3)))
       kill_now();
     ::close(log_);
+  }
+
+  [[nodiscard]] pid_t pid() const noexcept {
+    return pid_;
   }
 
   [[nodiscard]] const std::string& name() const noexcept {
