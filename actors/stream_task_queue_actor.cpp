@@ -197,11 +197,13 @@ private:
   std::thread thread_;
 };
 
-// The thread that makes every call to the store for the actor, so that the
-// actor never blocks and runs on the scheduler like any other. Enqueues,
-// completions and claims handed over while a round trip ran go out together
-// in the next one: batches grow with the load. Other calls are jobs that
-// return a continuation for the actor. Results go into a report and the
+// The threads that make every call to the store for the actor, so that the
+// actor never blocks and runs on the scheduler like any other. One writes:
+// enqueues and completions handed over while a round trip ran go out
+// together in the next one, so batches grow with the load; other calls are
+// jobs that return a continuation for the actor. The other claims, on a
+// connection of its own: a node's claims and completions overlap, so
+// neither waits for the other's round trip. Results go into a report and the
 // actor is told with one `io_atom` per report; like the claimer, this thread
 // never touches actor state.
 class store_io {
@@ -235,6 +237,7 @@ public:
       consumer_(std::move(consumer)),
       owner_(std::move(owner)) {
     thread_ = std::thread{[this] { run(); }};
+    claim_thread_ = std::thread{[this] { run_claims(); }};
   }
 
   store_io(const store_io&) = delete;
@@ -259,7 +262,7 @@ public:
   void claim(size_t n) {
     std::lock_guard<std::mutex> guard{mtx_};
     claims_ += n;
-    cv_.notify_one();
+    claim_cv_.notify_one();
   }
 
   void post(job f) {
@@ -274,7 +277,7 @@ public:
     return std::exchange(report_, report{});
   }
 
-  // Stops the thread after its current round trip. What it never wrote
+  // Stops the threads after their current round trips. What it never wrote
   // stays for `left_enqueues` and `left_completions`; jobs not run yet are
   // dropped.
   void stop() {
@@ -285,7 +288,9 @@ public:
       stop_ = true;
     }
     cv_.notify_all();
+    claim_cv_.notify_all();
     thread_.join();
+    claim_thread_.join();
   }
 
   std::vector<std::pair<uint64_t, task>> left_enqueues() {
@@ -310,50 +315,66 @@ private:
       std::vector<std::pair<uint64_t, task>> enq;
       std::vector<task_store::completion_request> comp;
       std::vector<job> fs;
-      size_t n = 0;
       {
         std::unique_lock<std::mutex> guard{mtx_};
         cv_.wait(guard, [this] {
           return stop_ || !enqueues_.empty() || !completions_.empty()
-                 || claims_ > 0 || !jobs_.empty();
+                 || !jobs_.empty();
         });
         if (stop_)
           return;
         enq.swap(enqueues_);
         comp.swap(completions_);
         fs.swap(jobs_);
-        n = std::min(claims_, max_batch);
-        claims_ -= n;
       }
       report r;
       if (!enq.empty())
         write(enq, r);
       if (!comp.empty())
         write(comp, r);
-      if (n > 0) {
-        r.claims_asked = n;
-        auto xs = store_->claim_many(consumer_, n);
-        if (xs) {
-          r.ok = true;
-          r.claimed = std::move(*xs);
-        } else {
-          r.claim_failed = true;
-          r.error = std::move(xs.error());
-        }
-      }
       for (auto& f : fs)
         r.then.push_back(f(*store_));
-      bool notify = false;
-      {
-        std::lock_guard<std::mutex> guard{mtx_};
-        merge(std::move(r));
-        notify = !reported_;
-        reported_ = true;
-      }
-      if (notify)
-        if (auto hdl = caf::actor_cast<caf::actor>(owner_))
-          caf::anon_send(hdl, io_atom::value);
+      publish(std::move(r));
     }
+  }
+
+  void run_claims() {
+    for (;;) {
+      size_t n = 0;
+      {
+        std::unique_lock<std::mutex> guard{mtx_};
+        claim_cv_.wait(guard, [this] { return stop_ || claims_ > 0; });
+        if (stop_)
+          return;
+        n = std::min(claims_, max_batch);
+        claims_ -= n;
+      }
+      report r;
+      r.claims_asked = n;
+      auto xs = store_->claim_many(consumer_, n);
+      if (xs) {
+        r.ok = true;
+        r.claimed = std::move(*xs);
+      } else {
+        r.claim_failed = true;
+        r.error = std::move(xs.error());
+      }
+      publish(std::move(r));
+    }
+  }
+
+  // Hands `r` to the actor: one `io_atom` until it takes the report.
+  void publish(report r) {
+    bool notify = false;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      merge(std::move(r));
+      notify = !reported_;
+      reported_ = true;
+    }
+    if (notify)
+      if (auto hdl = caf::actor_cast<caf::actor>(owner_))
+        caf::anon_send(hdl, io_atom::value);
   }
 
   void write(std::vector<std::pair<uint64_t, task>>& enq, report& r) {
@@ -434,6 +455,7 @@ private:
   caf::actor_addr owner_;
   std::mutex mtx_;
   std::condition_variable cv_;
+  std::condition_variable claim_cv_;
   std::vector<std::pair<uint64_t, task>> enqueues_;
   std::vector<task_store::completion_request> completions_;
   std::vector<job> jobs_;
@@ -442,6 +464,7 @@ private:
   bool reported_ = false;
   bool stop_ = false;
   std::thread thread_;
+  std::thread claim_thread_;
 };
 
 using continuation = store_io::continuation;

@@ -56,15 +56,20 @@ local function trim(lane, group, keep)
 end
 )lua";
 
-// A batch of tasks. The id record is the one key per task id: set on
-// enqueue (the id is taken) and kept `known_ttl`, whatever happens to the
-// task. A lane is full at `max_len` tasks waiting or in flight: the group's
-// `lag` (entries not delivered yet) plus its pending count, read once per
-// lane and batch (XINFO GROUPS); XLEN where the server gives no lag (it
-// also counts acked entries not trimmed yet). No MAXLEN on the XADD: this
-// check is what bounds a lane.
-// KEYS: stats, then per task: lane, id record
-// ARGV: max_len, known_ttl, group, then per task: task bytes, id
+// A batch of tasks. The id records are one sorted set, `known`: member =
+// task id, score = unix ms when the id is free again (`known_ttl` after the
+// enqueue or redrive), whatever happens to the task meanwhile. Expired
+// members are cut first, so a member found is an id taken. One ZMSCORE
+// looks up the whole batch and one ZADD records the ids added, before
+// their entries: a script stopped half way leaves ids taken, never a task
+// whose id is free. A lane is full at `max_len` tasks waiting or in
+// flight: the group's `lag` (entries not delivered yet) plus its pending
+// count, read once per lane and batch (XINFO GROUPS); XLEN where the
+// server gives no lag (it also counts acked entries not trimmed yet). No
+// MAXLEN on the XADD: this check is what bounds a lane.
+// KEYS: stats, known, the four lanes (urgent first)
+// ARGV: max_len, expiry (unix ms), group, now (unix ms), then per task:
+//       lane index (1-4), task bytes, id
 // Returns per task 1 (added), or 'full' or 'known'.
 const std::string enqueue_lua = R"lua(
 local max_len = tonumber(ARGV[1])
@@ -81,28 +86,42 @@ local function backlog(lane)
   end
   return redis.call('XLEN', lane)
 end
+local n = (#ARGV - 4) / 3
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
+local ids = {}
+for i = 1, n do ids[i] = ARGV[4 + 3 * i] end
+local taken = redis.call('ZMSCORE', KEYS[2], unpack(ids))
 local lens = {}
 local out = {}
-local added = 0
-for i = 1, (#KEYS - 1) / 2 do
-  local lane, known = KEYS[2 * i], KEYS[2 * i + 1]
-  local a = 3 + (i - 1) * 2
-  local len = lens[lane]
-  if not len then len = backlog(lane) end
+local seen = {}
+local record = {}
+local added = {}
+for i = 1, n do
+  local li = tonumber(ARGV[2 + 3 * i])
+  local len = lens[li]
+  if not len then len = backlog(KEYS[2 + li]) end
   if len >= max_len then
     out[i] = 'full'
-  elseif not redis.call('SET', known, 'queued', 'NX', 'PX', ARGV[2]) then
+  elseif taken[i] or seen[ids[i]] then
     out[i] = 'known'
   else
-    redis.call('XADD', lane, '*', 'task', ARGV[a + 1], 'id', ARGV[a + 2],
-      'attempts', '0')
+    seen[ids[i]] = true
+    record[#record + 1] = ARGV[2]
+    record[#record + 1] = ids[i]
+    added[#added + 1] = i
     out[i] = 1
     len = len + 1
-    added = added + 1
   end
-  lens[lane] = len
+  lens[li] = len
 end
-if added > 0 then redis.call('HINCRBY', KEYS[1], 'enqueued', added) end
+if #added > 0 then
+  redis.call('ZADD', KEYS[2], unpack(record))
+  for _, i in ipairs(added) do
+    redis.call('XADD', KEYS[2 + tonumber(ARGV[2 + 3 * i])], '*',
+      'task', ARGV[3 + 3 * i], 'id', ids[i], 'attempts', '0')
+  end
+  redis.call('HINCRBY', KEYS[1], 'enqueued', #added)
+end
 return out
 )lua";
 
@@ -286,13 +305,13 @@ return out
 )lua";
 
 // XDEL decides which caller redrives: only one of several gets 1. The id
-// record is taken again for `known_ttl`.
-// KEYS: dead, lane, id record. ARGV: dead entry, task bytes, id, known_ttl
+// is taken again until the expiry.
+// KEYS: dead, lane, known. ARGV: dead entry, task bytes, id, expiry (unix ms)
 const std::string redrive_lua = R"lua(
 if redis.call('XDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZADD', KEYS[3], ARGV[4], ARGV[3])
 redis.call('XADD', KEYS[2], '*', 'task', ARGV[2], 'id', ARGV[3],
   'attempts', 0)
-redis.call('SET', KEYS[3], 'queued', 'PX', ARGV[4])
 return 1
 )lua";
 
@@ -300,6 +319,17 @@ return 1
 
 std::string ms_arg(caf::timespan x) {
   return std::to_string(std::max<int64_t>(to_ms(x), 1));
+}
+
+// The script argument naming lane `p`: its place in KEYS after the keys
+// before the lanes, 1 for urgent to 4 for low.
+const char* lane_arg(priority p) noexcept {
+  switch (p) {
+    case priority::urgent: return "1";
+    case priority::high: return "2";
+    case priority::normal: return "3";
+    default: return "4";
+  }
 }
 
 priority lane_priority(size_t i) noexcept {
@@ -445,8 +475,8 @@ task_store::make(std::shared_ptr<redis_pool> pool, naming names, settings s) {
 
 // -- keys ---------------------------------------------------------------------
 
-std::string task_store::known_key(const std::string& task_id) const {
-  return names_.prefix() + ".tasks.known." + task_id;
+std::string task_store::known_key() const {
+  return names_.prefix() + ".tasks.known";
 }
 
 std::string task_store::delayed_key() const {
@@ -513,13 +543,16 @@ task_store::enqueue_many(std::vector<task>& ts) {
   out.reserve(ts.size());
   // The tasks that pass the checks, by their index in `ts`.
   std::vector<size_t> sent;
-  std::vector<std::string> keys{stats_key()};
-  std::vector<std::string> args{std::to_string(settings_.max_len),
-                                ms_arg(settings_.known_ttl),
-                                names_.workers_group()};
+  std::vector<std::string> keys{stats_key(), known_key()};
+  keys.insert(keys.end(), lane_keys_.begin(), lane_keys_.end());
+  std::vector<std::string> args{std::to_string(settings_.max_len), {},
+                                names_.workers_group(), {}};
   auto flush = [&]() -> caf::error {
     if (sent.empty())
       return caf::none;
+    auto now = now_ms();
+    args[1] = std::to_string(now + to_ms(settings_.known_ttl));
+    args[3] = std::to_string(now);
     auto r = pool_->eval(enqueue_lua, keys, args);
     if (!r)
       return track(std::move(r.error()));
@@ -544,8 +577,7 @@ task_store::enqueue_many(std::vector<task>& ts) {
         out[sent[k]] = t.id;
     }
     sent.clear();
-    keys.resize(1);
-    args.resize(3);
+    args.resize(4);
     return caf::none;
   };
   for (size_t i = 0; i < ts.size(); ++i) {
@@ -563,8 +595,7 @@ task_store::enqueue_many(std::vector<task>& ts) {
         continue;
       }
     t.attempts = 0;
-    keys.push_back(lane_key(t.priority));
-    keys.push_back(known_key(t.id));
+    args.push_back(lane_arg(t.priority));
     args.push_back(encode(t));
     args.push_back(t.id);
     sent.push_back(i);
@@ -1108,11 +1139,11 @@ caf::expected<size_t> task_store::redrive(const std::string& task_id) {
       auto args = entry_fields(*t, bytes);
       args.pop_back(); // attempts: the script writes 0
       args.insert(args.begin(), e[0].str);
-      args.push_back(ms_arg(settings_.known_ttl));
+      args.push_back(std::to_string(now_ms() + to_ms(settings_.known_ttl)));
       auto n = int_of((*conn)->eval(redrive_lua,
                                     {names_.tasks_dead(),
                                      names_.task_lane(t->priority),
-                                     known_key(t->id)},
+                                     known_key()},
                                     args));
       if (!n)
         return track(std::move(n.error()));

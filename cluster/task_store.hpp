@@ -278,7 +278,7 @@ public:
 
   /// Key of the id record of `task_id` (the id must be valid): set while
   /// the id is taken.
-  [[nodiscard]] std::string known_key(const std::string& task_id) const;
+  [[nodiscard]] std::string known_key() const;
   [[nodiscard]] std::string delayed_key() const;
   [[nodiscard]] std::string stats_key() const;
 
