@@ -253,6 +253,13 @@ public:
     cv_.notify_one();
   }
 
+  void enqueue(std::vector<std::pair<uint64_t, task>>& xs) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    for (auto& x : xs)
+      enqueues_.push_back(std::move(x));
+    cv_.notify_one();
+  }
+
   void complete(task_store::completion_request x) {
     std::lock_guard<std::mutex> guard{mtx_};
     completions_.push_back(std::move(x));
@@ -378,8 +385,10 @@ private:
   }
 
   void write(std::vector<std::pair<uint64_t, task>>& enq, report& r) {
-    for (size_t first = 0; first < enq.size(); first += max_batch) {
-      auto last = std::min(enq.size(), first + max_batch);
+    // Several script calls per `enqueue_many`, kept in flight together.
+    constexpr size_t per_call = 8 * max_batch;
+    for (size_t first = 0; first < enq.size(); first += per_call) {
+      auto last = std::min(enq.size(), first + per_call);
       std::vector<task> ts;
       ts.reserve(last - first);
       for (size_t i = first; i < last; ++i)
@@ -468,6 +477,38 @@ private:
 };
 
 using continuation = store_io::continuation;
+
+// The reply to `(enqueue_atom, std::vector<task>)`, filled as the store
+// answers for each task.
+struct batch_reply {
+  caf::response_promise rp;
+  enqueue_results results;
+  size_t left = 0;
+};
+
+// Where the answer for one enqueued task goes: its own response promise,
+// or its slot in the reply to a batch.
+struct enqueue_sink {
+  caf::response_promise rp;
+  std::shared_ptr<batch_reply> batch;
+  size_t index = 0;
+
+  void deliver(caf::expected<std::string> x) {
+    if (!batch) {
+      if (x)
+        rp.deliver(std::move(*x));
+      else
+        rp.deliver(std::move(x.error()));
+      return;
+    }
+    if (x)
+      batch->results.ids[index] = std::move(*x);
+    else
+      batch->results.errors[index] = std::move(x.error());
+    if (--batch->left == 0)
+      batch->rp.deliver(std::move(batch->results));
+  }
+};
 
 struct waiter {
   std::string worker;
@@ -567,7 +608,7 @@ struct stream_queue_state {
   std::map<caf::actor_addr, std::string> monitored;
   std::unordered_map<std::string, lease> leases;
   // Enqueues handed to `io`, by sequence number.
-  std::unordered_map<uint64_t, caf::response_promise> promises;
+  std::unordered_map<uint64_t, enqueue_sink> promises;
   uint64_t next_seq = 0;
   // Accepted while the store was unreachable, oldest first.
   std::deque<task> outbox;
@@ -758,7 +799,7 @@ void set_outbox_depth(queue_actor* self) {
 }
 
 // Accepts `t` into the outbox: it is written once the store answers.
-void hold(queue_actor* self, task t, caf::response_promise& rp) {
+void hold(queue_actor* self, task t, enqueue_sink& rp) {
   auto& st = self->state;
   if (st.outbox.size() >= st.outbox_capacity) {
     st.ctx->stats.add(counter::outbox_full);
@@ -1053,12 +1094,9 @@ void on_io_report(queue_actor* self) {
     auto i = st.promises.find(seq);
     if (i == st.promises.end())
       continue;
-    if (x) {
+    if (x)
       st.ctx->stats.add(counter::tasks_enqueued);
-      i->second.deliver(std::move(*x));
-    } else {
-      i->second.deliver(std::move(x.error()));
-    }
+    i->second.deliver(std::move(x));
     st.promises.erase(i);
   }
   if (!r.enqueued.empty())
@@ -1374,15 +1412,53 @@ caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
         if (!t.session.empty())
           if (auto err = check_id(t.session, "session"))
             return err;
-        auto rp = self->make_response_promise();
+        enqueue_sink sink{self->make_response_promise(), nullptr, 0};
         if (!st.outbox.empty()) {
-          hold(self, std::move(t), rp);
+          hold(self, std::move(t), sink);
         } else {
           auto seq = st.next_seq++;
-          st.promises.emplace(seq, std::move(rp));
+          st.promises.emplace(seq, std::move(sink));
           st.io->enqueue(seq, std::move(t));
         }
         return caf::delegated<std::string>{};
+      },
+      [self](enqueue_atom,
+             std::vector<task>& ts) -> caf::result<enqueue_results> {
+        auto& st = self->state;
+        if (ts.empty())
+          return enqueue_results{};
+        auto batch = std::make_shared<batch_reply>();
+        batch->rp = self->make_response_promise();
+        batch->results.ids.resize(ts.size());
+        batch->results.errors.resize(ts.size());
+        batch->left = ts.size();
+        std::vector<std::pair<uint64_t, task>> out;
+        out.reserve(ts.size());
+        for (size_t i = 0; i < ts.size(); ++i) {
+          auto& t = ts[i];
+          enqueue_sink sink{{}, batch, i};
+          if (t.id.empty())
+            t.id = new_message_id();
+          else if (auto err = check_id(t.id, "task id")) {
+            sink.deliver(std::move(err));
+            continue;
+          }
+          if (!t.session.empty())
+            if (auto err = check_id(t.session, "session")) {
+              sink.deliver(std::move(err));
+              continue;
+            }
+          if (!st.outbox.empty()) {
+            hold(self, std::move(t), sink);
+          } else {
+            auto seq = st.next_seq++;
+            st.promises.emplace(seq, std::move(sink));
+            out.emplace_back(seq, std::move(t));
+          }
+        }
+        if (!out.empty())
+          st.io->enqueue(out);
+        return caf::delegated<enqueue_results>{};
       },
       [self](claim_atom, std::string& worker) -> caf::result<task> {
         auto& st = self->state;

@@ -67,6 +67,9 @@ using store_health_atom = caf::atom_constant<caf::atom("sqhealth")>;
 ///   unreachable a task is accepted into a bounded outbox (its id is the
 ///   reply; `queue_full` once the outbox is full) and written in order once
 ///   the store answers again; later enqueues queue behind it.
+/// - `(enqueue_atom, std::vector<task>) -> enqueue_results`: as many
+///   enqueues in one message (one mailbox hop, one hand-over to the store
+///   thread), per task in order its id or its error.
 /// - `(claim_atom, worker_id) -> task`: replies once this node claimed a
 ///   task for the worker. Claims are made in batches for every waiting
 ///   worker, plus a few ahead when the workers are fast (`prefetch`); a

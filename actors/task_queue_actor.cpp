@@ -158,6 +158,22 @@ caf::actor spawn_task_queue(caf::actor_system& sys, context_ptr ctx) {
         hand_out(self);
         return id;
       },
+      [self](enqueue_atom, std::vector<task>& ts) -> enqueue_results {
+        enqueue_results out;
+        out.ids.resize(ts.size());
+        out.errors.resize(ts.size());
+        for (size_t i = 0; i < ts.size(); ++i) {
+          auto id = ts[i].id;
+          if (auto err = self->state.queue.enqueue(std::move(ts[i]))) {
+            out.errors[i] = std::move(err);
+            continue;
+          }
+          self->state.ctx->stats.add(counter::tasks_enqueued);
+          out.ids[i] = std::move(id);
+        }
+        hand_out(self);
+        return out;
+      },
       [self](claim_atom, std::string& worker) -> caf::result<task> {
         auto& st = self->state;
         auto addr = caf::actor_cast<caf::actor_addr>(self->current_sender());

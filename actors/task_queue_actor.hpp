@@ -10,8 +10,10 @@ namespace nova {
 /// Spawns the embedded (memory) task queue service for a node.
 ///
 /// Messages:
-/// - `(enqueue_atom, task)`: queue it; idle workers waiting on a claim get
-///   it at once.
+/// - `(enqueue_atom, task) -> std::string`: queue it; idle workers waiting
+///   on a claim get it at once.
+/// - `(enqueue_atom, std::vector<task>) -> enqueue_results`: as many
+///   enqueues in one message, per task in order its id or its error.
 /// - `(claim_atom, worker_id) -> task`: replies when a task is available
 ///   (the worker waits; no polling). The worker is monitored: its leases are
 ///   failed if it stops.

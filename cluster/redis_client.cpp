@@ -1062,6 +1062,18 @@ redis_connection::eval(const std::string& script,
   return x.check_reply("EVALSHA", std::move(reply));
 }
 
+caf::expected<std::string>
+redis_connection::script_sha(const std::string& script) {
+  auto& x = *impl_;
+  if (auto i = x.scripts.find(script); i != x.scripts.end())
+    return i->second;
+  return x.load(script);
+}
+
+void redis_connection::forget_script(const std::string& script) {
+  impl_->scripts.erase(script);
+}
+
 caf::expected<caf::timespan> redis_connection::ping() {
   auto& x = *impl_;
   if (auto err = x.ensure())

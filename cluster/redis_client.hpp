@@ -243,6 +243,15 @@ public:
   eval(const std::string& script, const std::vector<std::string>& keys,
        const std::vector<std::string>& args);
 
+  /// The SHA1 that EVALSHA runs `script` by, for scripts sent through a
+  /// `resp_buffer`: loaded (SCRIPT LOAD) on the first call, cached after.
+  /// A NOSCRIPT reply to such an EVALSHA means the server forgot it:
+  /// `forget_script`, then ask again.
+  [[nodiscard]] caf::expected<std::string>
+  script_sha(const std::string& script);
+
+  void forget_script(const std::string& script);
+
   /// Round-trip time of a PING.
   [[nodiscard]] caf::expected<caf::timespan> ping();
 

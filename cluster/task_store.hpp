@@ -323,6 +323,8 @@ private:
   naming names_;
   // Urgent, high, normal, low.
   std::vector<std::string> lane_keys_;
+  std::string stats_key_;
+  std::string known_key_;
   std::shared_ptr<redis_pool> pool_;
   redis_pool blocking_;
   std::atomic<uint64_t> malformed_{0};

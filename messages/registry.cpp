@@ -19,6 +19,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<presence>>("std::vector<nova::presence>");
   cfg.add_message_type<event>("nova::event");
   cfg.add_message_type<queue_stats>("nova::queue_stats");
+  cfg.add_message_type<enqueue_results>("nova::enqueue_results");
   cfg.add_message_type<kind>("nova::kind");
   cfg.add_message_type<priority>("nova::priority");
   cfg.add_message_type<presence_status>("nova::presence_status");

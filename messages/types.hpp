@@ -8,6 +8,7 @@
 #include <vector>
 
 #include <caf/atom.hpp>
+#include <caf/error.hpp>
 #include <caf/meta/type_name.hpp>
 
 #include "messages/msg_id.hpp"
@@ -175,6 +176,19 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queue_stats& x) {
   return f(caf::meta::type_name("nova::queue_stats"), x.depth, x.in_flight,
            x.delayed, x.dead, x.done, x.retried, x.enqueued);
+}
+
+/// What a task queue answers to `(enqueue_atom, std::vector<task>)`: per
+/// task, in order, its id and the error that refused it (none when it was
+/// queued; then the id is set).
+struct enqueue_results {
+  std::vector<std::string> ids;
+  std::vector<caf::error> errors;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, enqueue_results& x) {
+  return f(caf::meta::type_name("nova::enqueue_results"), x.ids, x.errors);
 }
 
 // Atoms for the messages between Nova's own actors.

@@ -363,9 +363,7 @@ caf::expected<T> ask(caf::actor_system& sys, const caf::actor& dest,
 
 } // namespace
 
-caf::expected<std::string> node::enqueue(task t) {
-  if (auto err = refuse_if_closed(*ctx_))
-    return err;
+caf::error node::prepare(task& t) {
   if (!t.session.empty())
     if (auto err = check_id(t.session, "session"))
       return err;
@@ -384,8 +382,55 @@ caf::expected<std::string> node::enqueue(task t) {
   if (t.created_by.empty())
     t.created_by = "anonymous";
   t.created_at = now_ms();
+  return caf::none;
+}
+
+caf::expected<std::string> node::enqueue(task t) {
+  if (auto err = refuse_if_closed(*ctx_))
+    return err;
+  if (auto err = prepare(t))
+    return err;
   return ask<std::string>(*system_, ctx_->tasks, ctx_->limits.request_timeout,
                           enqueue_atom::value, std::move(t));
+}
+
+std::vector<caf::expected<std::string>>
+node::enqueue_many(std::vector<task> ts) {
+  std::vector<caf::expected<std::string>> out(ts.size(), caf::error{});
+  if (auto err = refuse_if_closed(*ctx_)) {
+    for (auto& x : out)
+      x = err;
+    return out;
+  }
+  // The tasks that pass the checks here go in one message.
+  std::vector<size_t> sent;
+  std::vector<task> batch;
+  for (size_t i = 0; i < ts.size(); ++i) {
+    if (auto err = prepare(ts[i])) {
+      out[i] = std::move(err);
+      continue;
+    }
+    sent.push_back(i);
+    batch.push_back(std::move(ts[i]));
+  }
+  if (batch.empty())
+    return out;
+  auto r = ask<enqueue_results>(*system_, ctx_->tasks,
+                                ctx_->limits.request_timeout,
+                                enqueue_atom::value, std::move(batch));
+  for (size_t k = 0; k < sent.size(); ++k) {
+    auto& x = out[sent[k]];
+    if (!r)
+      x = r.error();
+    else if (k >= r->ids.size() || k >= r->errors.size())
+      x = make_error(errc::invalid_argument,
+                     "the task queue answered for fewer tasks than sent");
+    else if (r->errors[k])
+      x = std::move(r->errors[k]);
+    else
+      x = std::move(r->ids[k]);
+  }
+  return out;
 }
 
 caf::expected<std::string> node::enqueue(std::string type, std::string payload,

@@ -96,6 +96,12 @@ public:
                                      priority prio = priority::normal,
                                      std::string session = {});
 
+  /// As `enqueue` for every task of `ts`, in one message to the queue
+  /// service (and, clustered, as few round trips to the store): per task,
+  /// in order, its id or the error that refused it. Tasks enqueued by one
+  /// call enter their lanes in order.
+  std::vector<caf::expected<std::string>> enqueue_many(std::vector<task> ts);
+
   /// Waits for `n` results of `session` or until `timeout`; returns what
   /// arrived.
   caf::expected<std::vector<task_result>>
@@ -165,6 +171,8 @@ public:
 
 private:
   caf::error reserve(const std::string& id, const agent_options& opts);
+  /// Checks `t` and sets what the node fills in (id, creator, time).
+  caf::error prepare(task& t);
   void bind(const std::string& id, const caf::actor& hdl,
             const std::vector<std::string>& caps);
   caf::error outbound(kind k, const std::string& to, std::string payload,

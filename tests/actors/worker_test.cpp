@@ -68,6 +68,44 @@ TEST_CASE("a worker claims an enqueued task and its result can be collected",
   CHECK(n.stats().get(counter::tasks_done) == 1);
 }
 
+TEST_CASE("enqueue_many answers per task, in order, and the tasks run",
+          "[tasks]") {
+  node n{test_config()};
+  auto seen = std::make_shared<nova::testing::sink<task>>();
+  std::vector<task> ts(5);
+  for (size_t i = 0; i < ts.size(); ++i) {
+    ts[i].id = "b" + std::to_string(i);
+    ts[i].type = "echo";
+    ts[i].payload = std::to_string(i);
+    ts[i].session = "batch";
+  }
+  ts[1].id = "b0"; // a duplicate of the first
+  ts[2].id = "no way";
+  ts[3].id.clear(); // gets a generated id
+  auto r = n.enqueue_many(ts);
+  REQUIRE(r.size() == 5);
+  REQUIRE(r[0]);
+  CHECK(*r[0] == "b0");
+  CHECK(is(r[1].error(), errc::duplicate_id));
+  CHECK(is(r[2].error(), errc::invalid_id));
+  REQUIRE(r[3]);
+  CHECK_FALSE(r[3]->empty());
+  REQUIRE(r[4]);
+  CHECK(*r[4] == "b4");
+  CHECK(n.enqueue_many({}).empty());
+  agent_options work;
+  work.worker = true;
+  REQUIRE(n.spawn<test_worker>("w", work, seen));
+  auto results = n.collect("batch", 3, 5s);
+  REQUIRE(results);
+  REQUIRE(results->size() == 3);
+  // One worker takes them in the order they were enqueued.
+  std::vector<std::string> order;
+  for (auto& t : seen->items())
+    order.push_back(t.payload);
+  CHECK(order == std::vector<std::string>{"0", "3", "4"});
+}
+
 TEST_CASE("workers take tasks in priority order", "[tasks]") {
   node n{test_config()};
   // Enqueue while no worker runs, then start one worker.

@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+
+#include <fmt/format.h>
 #include <vector>
 
 #include <arpa/inet.h>
@@ -278,6 +281,109 @@ TEST_CASE("a task id that is queued, in flight or done is refused as a "
   auto bad_session = store->enqueue(make_task("ok", priority::normal, "a.b"));
   REQUIRE_FALSE(bad_session);
   CHECK(nova::is(bad_session.error(), errc::invalid_id));
+}
+
+TEST_CASE("enqueue_many over several script calls answers every task and "
+          "keeps the order of each lane",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto store = make_store(srv);
+  enqueue_ok(*store, make_task("taken"));
+  // 1300 tasks: three script calls of up to 512, two of them in flight at
+  // once; refusals in every call.
+  std::vector<task> ts;
+  for (int i = 0; i < 1300; ++i)
+    ts.push_back(make_task(fmt::format("t{}", i),
+                           i % 2 == 0 ? priority::normal : priority::low));
+  ts[10].id = "taken";
+  ts[600].id = "bad id";
+  ts[1200].id = "t1199"; // twice in one call: the second is refused
+  auto r = must(store->enqueue_many(ts));
+  REQUIRE(r.size() == ts.size());
+  const std::map<size_t, errc> refused{{10, errc::duplicate_id},
+                                       {600, errc::invalid_id},
+                                       {1200, errc::duplicate_id}};
+  size_t added = 0;
+  for (size_t i = 0; i < r.size(); ++i) {
+    if (auto why = refused.find(i); why != refused.end()) {
+      REQUIRE_FALSE(r[i]);
+      CHECK(nova::is(r[i].error(), why->second));
+      continue;
+    }
+    REQUIRE(r[i]);
+    CHECK(*r[i] == ts[i].id);
+    ++added;
+  }
+  CHECK(added == 1297);
+  auto conn = inspect(srv);
+  // Each lane holds its tasks in the order given.
+  for (auto [lane, parity] : {std::pair{"nova.tasks.queue.normal", 0},
+                              std::pair{"nova.tasks.queue.low", 1}}) {
+    std::vector<std::string> want;
+    if (parity == 0)
+      want.push_back("taken");
+    for (size_t i = 0; i < ts.size(); ++i)
+      if (static_cast<int>(i % 2) == parity && r[i])
+        want.push_back(ts[i].id);
+    std::vector<std::string> got;
+    for (auto& e : entries(conn, lane))
+      got.push_back(field(e[1], "id").value_or("?"));
+    CHECK(got == want);
+  }
+  CHECK(must(store->stats()).enqueued == 1298);
+}
+
+TEST_CASE("enqueue_many after the server forgot its scripts adds every task "
+          "once",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto store = make_store(srv);
+  auto batch = [](int from, int n) {
+    std::vector<task> ts;
+    for (int i = from; i < from + n; ++i)
+      ts.push_back(make_task(fmt::format("t{}", i)));
+    return ts;
+  };
+  auto first = batch(0, 100);
+  for (auto& x : must(store->enqueue_many(first)))
+    CHECK(x);
+  auto conn = inspect(srv);
+  run(conn, {"SCRIPT", "FLUSH"});
+  // Every call of this batch meets NOSCRIPT and runs again, in order.
+  auto second = batch(100, 1100);
+  for (auto& x : must(store->enqueue_many(second)))
+    CHECK(x);
+  CHECK(run(conn, {"XLEN", "nova.tasks.queue.normal"}).integer == 1200);
+  CHECK(run(conn, {"ZCARD", "nova.tasks.known"}).integer == 1200);
+  auto xs = entries(conn, "nova.tasks.queue.normal");
+  REQUIRE(xs.size() == 1200);
+  for (size_t i = 0; i < xs.size(); ++i)
+    CHECK(field(xs[i][1], "id") == fmt::format("t{}", i));
+}
+
+TEST_CASE("an id record expires: the id is free again and the record is "
+          "cut from the known set",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto s = store_settings();
+  s.known_ttl = 200ms;
+  auto store = make_store(srv, s);
+  enqueue_ok(*store, make_task("once"));
+  auto c = claim_ok(*store);
+  CHECK(must(store->complete(c, "out", "w1")) == task_store::completion::done);
+  auto early = store->enqueue(make_task("once"));
+  REQUIRE_FALSE(early);
+  CHECK(nova::is(early.error(), errc::duplicate_id));
+  std::this_thread::sleep_for(300ms);
+  enqueue_ok(*store, make_task("other"));
+  auto conn = inspect(srv);
+  // The enqueue of "other" cut the expired record of "once".
+  CHECK(run(conn, {"ZSCORE", "nova.tasks.known", "once"}).is_nil());
+  enqueue_ok(*store, make_task("once"));
+  CHECK(run(conn, {"ZCARD", "nova.tasks.known"}).integer == 2);
 }
 
 TEST_CASE("a full lane refuses new tasks with queue_full", "[task_store]") {

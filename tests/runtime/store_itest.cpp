@@ -46,21 +46,34 @@ config store_config(const std::string& node_id, const std::string& url,
   return cfg;
 }
 
+/// Nodes a and b on one server and prefix; workers on b record what they
+/// run in `seen`.
+struct two_nodes {
+  redis_server srv;
+  std::string pfx = fresh_prefix();
+  node a{store_config("node-a", srv.url(), pfx)};
+  node b{store_config("node-b", srv.url(), pfx)};
+  task_sink seen = std::make_shared<nova::testing::sink<task>>();
+
+  void workers(int n) {
+    agent_options work;
+    work.worker = true;
+    for (int i = 0; i < n; ++i)
+      REQUIRE(b.spawn<store_worker>("w" + std::to_string(i), work, seen));
+  }
+};
+
 } // namespace
 
 TEST_CASE("with the redis store, tasks enqueued on one node run once on "
           "workers of another",
           "[store]") {
   NOVA_REQUIRE_REDIS_SERVER();
-  redis_server srv;
-  auto pfx = fresh_prefix();
-  node a{store_config("node-a", srv.url(), pfx)};
-  node b{store_config("node-b", srv.url(), pfx)};
-  auto seen = std::make_shared<nova::testing::sink<task>>();
-  agent_options work;
-  work.worker = true;
-  for (int i = 0; i < 3; ++i)
-    REQUIRE(b.spawn<store_worker>("w" + std::to_string(i), work, seen));
+  two_nodes nodes;
+  auto& a = nodes.a;
+  auto& b = nodes.b;
+  auto& seen = nodes.seen;
+  nodes.workers(3);
   constexpr int count = 100;
   for (int i = 0; i < count; ++i)
     REQUIRE(a.enqueue("t", std::to_string(i), priority::normal, "shared"));
@@ -85,18 +98,56 @@ TEST_CASE("with the redis store, tasks enqueued on one node run once on "
   CHECK(is(b.enqueue(t).error(), errc::duplicate_id));
 }
 
+TEST_CASE("with the redis store, enqueue_many answers per task and its "
+          "tasks run once",
+          "[store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  two_nodes nodes;
+  nodes.workers(1);
+  auto& a = nodes.a;
+  task taken;
+  taken.id = "taken";
+  taken.session = "many";
+  REQUIRE(a.enqueue(taken));
+  std::vector<task> ts(700);
+  for (size_t i = 0; i < ts.size(); ++i) {
+    ts[i].id = "m" + std::to_string(i);
+    ts[i].type = "t";
+    ts[i].session = "many";
+  }
+  ts[3].id = "taken";
+  ts[4].id = "not valid";
+  ts[5].payload.assign(2 << 20, 'x');
+  auto r = a.enqueue_many(ts);
+  REQUIRE(r.size() == ts.size());
+  CHECK(is(r[3].error(), errc::duplicate_id));
+  CHECK(is(r[4].error(), errc::invalid_id));
+  CHECK(is(r[5].error(), errc::payload_too_large));
+  size_t ok = 0;
+  for (size_t i = 0; i < r.size(); ++i)
+    if (r[i]) {
+      CHECK(*r[i] == ts[i].id);
+      ++ok;
+    }
+  CHECK(ok == 697);
+  auto results = a.collect("many", 698, 20s);
+  REQUIRE(results);
+  std::set<std::string> ids;
+  for (const auto& x : *results)
+    ids.insert(x.task_id);
+  CHECK(ids.size() == 698);
+  CHECK(nodes.seen->size() == 698);
+}
+
 TEST_CASE("with the redis store, a failing task becomes a dead letter that "
           "every node sees and can re-drive",
           "[store]") {
   NOVA_REQUIRE_REDIS_SERVER();
-  redis_server srv;
-  auto pfx = fresh_prefix();
-  node a{store_config("node-a", srv.url(), pfx)};
-  node b{store_config("node-b", srv.url(), pfx)};
-  auto seen = std::make_shared<nova::testing::sink<task>>();
-  agent_options work;
-  work.worker = true;
-  REQUIRE(b.spawn<store_worker>("w", work, seen));
+  two_nodes nodes;
+  auto& a = nodes.a;
+  auto& b = nodes.b;
+  auto& seen = nodes.seen;
+  nodes.workers(1);
   auto id = a.enqueue("fail", "x", priority::high, "doomed");
   REQUIRE(id);
   auto results = a.collect("doomed", 1, 20s);
