@@ -40,8 +40,8 @@ struct stream_task_queue_settings {
   /// Most tasks claimed ahead of the workers' requests. The service claims
   /// ahead about what its workers finish in `prefetch_window` (nothing for
   /// slow tasks), at most this many; 0 turns it off.
-  size_t prefetch = 1024;
-  caf::timespan prefetch_window = std::chrono::milliseconds(25);
+  size_t prefetch = 512;
+  caf::timespan prefetch_window = std::chrono::milliseconds(15);
   /// Tasks that may wait in memory while the store is unreachable; 0: the
   /// node's `outbox_capacity`.
   size_t outbox_capacity = 0;
