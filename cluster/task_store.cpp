@@ -328,6 +328,44 @@ std::string ms_arg(caf::timespan x) {
   return std::to_string(std::max<int64_t>(to_ms(x), 1));
 }
 
+// The place of lane `p` in `lane_keys_`: 0 for urgent to 3 for low.
+size_t lane_slot(priority p) noexcept {
+  switch (p) {
+    case priority::urgent: return 0;
+    case priority::high: return 1;
+    case priority::normal: return 2;
+    default: return 3;
+  }
+}
+
+// Runs the script call that `format(sha)` writes into `buf` on `conn`; a
+// NOSCRIPT reply (the server forgot the script) loads it and runs the call
+// once more.
+template <class Format>
+caf::expected<redis_value> run_script(redis_connection& conn,
+                                      const std::string& script,
+                                      Format& format, resp_buffer& buf,
+                                      std::vector<redis_value>& replies) {
+  for (int round = 0; round < 2; ++round) {
+    auto sha = conn.script_sha(script);
+    if (!sha)
+      return std::move(sha.error());
+    format(*sha);
+    if (auto err = conn.pipeline(buf, replies))
+      return err;
+    auto& r = replies.front();
+    if (r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0) {
+      conn.forget_script(script);
+      continue;
+    }
+    if (r.is_error())
+      return r.as_error();
+    return std::move(r);
+  }
+  return make_error(errc::backend_unavailable,
+                    "NOSCRIPT right after SCRIPT LOAD");
+}
+
 // The script argument naming lane `p`: its place in KEYS after the keys
 // before the lanes, 1 for urgent to 4 for low.
 const char* lane_arg(priority p) noexcept {
@@ -894,56 +932,73 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
         return err;
   }
   auto now = now_ms();
+  auto conn = pool_->lease();
+  if (!conn)
+    return track(std::move(conn.error()));
+  resp_buffer buf;
+  std::vector<redis_value> replies;
+  std::string bytes;
   for (size_t first = 0; first < xs.size(); first += max_script_batch) {
     auto last = std::min(xs.size(), first + max_script_batch);
-    std::vector<std::string> keys{stats_key()};
-    std::string last_session;
-    std::string last_results;
-    std::vector<std::string> args{names_.workers_group(),
-                                  std::to_string(settings_.results_max_len),
-                                  ms_arg(settings_.results_ttl)};
     // The newest entry of the batch per lane, for the trim.
-    std::map<std::string, std::string> newest;
+    std::array<const std::string*, num_lanes> newest{};
     for (size_t i = first; i < last; ++i) {
       auto& entry = xs[i].claim.entry_id;
-      auto& x = newest[lane_key(xs[i].claim.lane)];
-      if (x.empty() || stream_id_less(x, entry))
-        x = entry;
+      auto& x = newest[lane_slot(xs[i].claim.lane)];
+      if (x == nullptr || stream_id_less(*x, entry))
+        x = &entry;
     }
-    args.push_back(std::to_string(newest.size()));
-    for (auto& [lane, entry] : newest) {
-      args.push_back(lane);
-      args.push_back(next_stream_id(entry));
-    }
-    keys.reserve(1 + 2 * (last - first));
-    args.reserve(args.size() + 3 * (last - first));
-    for (size_t i = first; i < last; ++i) {
-      const auto& t = xs[i].claim.task;
+    auto lanes = static_cast<uint64_t>(
+      std::count_if(newest.begin(), newest.end(),
+                    [](auto* x) { return x != nullptr; }));
+    auto n = last - first;
+    // Written straight into the command: no argument vectors per batch.
+    auto format = [&](const std::string& sha) {
+      buf.clear();
+      buf.begin(3 + (1 + 2 * n) + (4 + 2 * lanes + 3 * n));
+      buf.arg("EVALSHA").arg(sha).arg(uint64_t{1 + 2 * n});
+      buf.arg(stats_key_);
+      const std::string* last_session = nullptr;
+      std::string results;
+      for (size_t i = first; i < last; ++i) {
+        const auto& t = xs[i].claim.task;
+        buf.arg(lane_key(xs[i].claim.lane));
+        // Checked above; a batch is mostly of one session.
+        if (t.session.empty()) {
+          buf.arg(stats_key_);
+          continue;
+        }
+        if (last_session == nullptr || *last_session != t.session) {
+          last_session = &t.session;
+          results = *names_.task_results(t.session);
+        }
+        buf.arg(results);
+      }
+      buf.arg(names_.workers_group())
+        .arg(uint64_t{settings_.results_max_len})
+        .arg(ms_arg(settings_.results_ttl))
+        .arg(lanes);
+      for (size_t slot = 0; slot < num_lanes; ++slot)
+        if (newest[slot] != nullptr)
+          buf.arg(lane_keys_[slot]).arg(next_stream_id(*newest[slot]));
       task_result r;
-      r.task_id = t.id;
-      r.session = t.session;
       r.status = task_status::done;
-      r.worker = xs[i].worker;
-      r.payload = xs[i].payload;
-      r.attempts = t.attempts;
       r.completed_at = now;
-      keys.push_back(lane_key(xs[i].claim.lane));
-      // Checked above; a batch is mostly of one session.
-      if (t.session.empty())
-        keys.push_back(keys.front());
-      else if (t.session == last_session)
-        keys.push_back(last_results);
-      else
-        keys.push_back(last_results = *names_.task_results(
-                         last_session = t.session));
-      args.push_back(xs[i].claim.entry_id);
-      args.push_back(encode(r));
-      args.push_back(t.id);
-    }
-    auto r = pool_->eval(complete_lua, keys, args);
+      for (size_t i = first; i < last; ++i) {
+        const auto& t = xs[i].claim.task;
+        r.task_id = t.id;
+        r.session = t.session;
+        r.worker = xs[i].worker;
+        r.payload = xs[i].payload;
+        r.attempts = t.attempts;
+        bytes = encode(r);
+        buf.arg(xs[i].claim.entry_id).arg(bytes).arg(t.id);
+      }
+    };
+    auto r = run_script(**conn, complete_lua, format, buf, replies);
     if (!r)
       return track(std::move(r.error()));
-    if (!r->is_array() || r->size() != last - first)
+    if (!r->is_array() || r->size() != n)
       return unexpected_reply("the complete script", *r);
     for (auto& x : r->elements)
       out.push_back(x.integer == 1 ? completion::done

@@ -653,6 +653,27 @@ TEST_CASE("complete acks the entry and writes the result; the id stays "
   CHECK(s.in_flight == 0);
 }
 
+TEST_CASE("complete after the server forgot its scripts loads the script "
+          "again and completes once",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto store = make_store(srv);
+  enqueue_ok(*store, make_task("t1"));
+  enqueue_ok(*store, make_task("t2"));
+  auto a = claim_ok(*store);
+  auto b = claim_ok(*store);
+  auto conn = inspect(srv);
+  run(conn, {"SCRIPT", "FLUSH"});
+  std::vector<task_store::completion_request> xs{{a, "ra", "w1"},
+                                                 {b, "rb", "w1"}};
+  CHECK(must(store->complete_many(xs))
+        == std::vector<task_store::completion>{task_store::completion::done,
+                                               task_store::completion::done});
+  CHECK(entries(conn, "nova.tasks.results.s1").size() == 2);
+  CHECK(must(store->stats()).done == 2);
+}
+
 TEST_CASE("a redelivered task that another delivery completed is reported "
           "stale and only acked",
           "[task_store]") {
