@@ -1,5 +1,7 @@
 #include "actors/stream_task_queue_actor.hpp"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -48,6 +50,12 @@ constexpr caf::timespan first_retry = 100ms;
 constexpr size_t max_batch = 512;
 
 constexpr size_t num_lanes = 4;
+
+// Names the calling thread for `top -H`, `perf` and /proc (at most 15
+// characters).
+void name_thread(const char* name) {
+  ::pthread_setname_np(::pthread_self(), name);
+}
 
 bool transient(const caf::error& err) {
   return is(err, errc::backend_unavailable);
@@ -112,7 +120,10 @@ public:
       slice_(slice),
       retry_max_(retry_max),
       log_(std::move(health)) {
-    thread_ = std::thread{[this] { run(); }};
+    thread_ = std::thread{[this] {
+      name_thread("nova.tq.wait");
+      run();
+    }};
   }
 
   claimer(const claimer&) = delete;
@@ -236,8 +247,14 @@ public:
     : store_(std::move(store)),
       consumer_(std::move(consumer)),
       owner_(std::move(owner)) {
-    thread_ = std::thread{[this] { run(); }};
-    claim_thread_ = std::thread{[this] { run_claims(); }};
+    thread_ = std::thread{[this] {
+      name_thread("nova.tq.write");
+      run();
+    }};
+    claim_thread_ = std::thread{[this] {
+      name_thread("nova.tq.claim");
+      run_claims();
+    }};
   }
 
   store_io(const store_io&) = delete;
@@ -1230,6 +1247,7 @@ void wait_for_results(queue_actor* self, uint64_t key) {
      want = job.wanted - job.results.size(), deadline = job.deadline,
      from = st.positions[job.session], stop = job.stop,
      owner = self->address(), key] {
+      name_thread("nova.tq.collect");
       std::vector<task_result> out;
       auto at = from;
       while (out.size() < want && !stop->load()) {
