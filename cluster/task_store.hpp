@@ -142,7 +142,8 @@ public:
   [[nodiscard]] caf::expected<std::string> enqueue(task t);
 
   /// As `enqueue` for every task of `ts`, in one script call per 512
-  /// tasks: per task, in order, its id or the error `enqueue` would give. The
+  /// tasks (two in flight on one connection; they run in order): per
+  /// task, in order, its id or the error `enqueue` would give. The
   /// outer error means the store was not reached, or the connection broke
   /// and it is unknown which tasks were added (enqueueing them again is
   /// safe: an added one is refused as `duplicate_id`). The tasks stay in
@@ -276,8 +277,8 @@ public:
     return names_;
   }
 
-  /// Key of the id record of `task_id` (the id must be valid): set while
-  /// the id is taken.
+  /// Key of the id records: a sorted set of the ids taken, each scored
+  /// with the unix ms when it is free again.
   [[nodiscard]] std::string known_key() const;
   [[nodiscard]] std::string delayed_key() const;
   [[nodiscard]] std::string stats_key() const;
