@@ -296,7 +296,7 @@ void agent::unsubscribe(const std::string& pattern) {
   ctx_->directory.unsubscribe(id_, pattern);
 }
 
-caf::expected<std::string> agent::enqueue(nova::task t) {
+caf::error agent::prepare_task(nova::task& t) {
   if (!t.session.empty())
     if (auto err = check_id(t.session, "session"))
       return err;
@@ -312,6 +312,12 @@ caf::expected<std::string> agent::enqueue(nova::task t) {
     t.id = new_message_id();
   t.created_by = id_;
   t.created_at = now_ms();
+  return caf::none;
+}
+
+caf::expected<std::string> agent::enqueue(nova::task t) {
+  if (auto err = prepare_task(t))
+    return err;
   auto id = t.id;
   caf::event_based_actor::request(ctx_->tasks, caf::infinite,
                                   enqueue_atom::value, std::move(t))
@@ -321,6 +327,37 @@ caf::expected<std::string> agent::enqueue(nova::task t) {
                          describe(err));
           });
   return id;
+}
+
+std::vector<caf::expected<std::string>>
+agent::enqueue_many(std::vector<nova::task> ts) {
+  std::vector<caf::expected<std::string>> out;
+  out.reserve(ts.size());
+  std::vector<nova::task> batch;
+  for (auto& t : ts) {
+    if (auto err = prepare_task(t)) {
+      out.emplace_back(std::move(err));
+      continue;
+    }
+    out.emplace_back(t.id);
+    batch.push_back(std::move(t));
+  }
+  if (batch.empty())
+    return out;
+  caf::event_based_actor::request(ctx_->tasks, caf::infinite,
+                                  enqueue_atom::value, std::move(batch))
+    .then(
+      [this](enqueue_results& r) {
+        for (size_t i = 0; i < r.errors.size(); ++i)
+          if (r.errors[i])
+            spdlog::warn("Nova '{}': a task was not queued: {}", id_,
+                         describe(r.errors[i]));
+      },
+      [this](caf::error& err) {
+        spdlog::warn("Nova '{}': a batch of tasks was not queued: {}", id_,
+                     describe(err));
+      });
+  return out;
 }
 
 caf::expected<std::string> agent::enqueue(std::string type, std::string payload,

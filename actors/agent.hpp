@@ -185,6 +185,13 @@ public:
                                      nova::priority prio = priority::normal,
                                      std::string session = {});
 
+  /// As `enqueue` for every task of `ts`, in one message to the queue
+  /// service (the tasks of one call enter their lanes in order): per task,
+  /// its id, or the error that refused it here. A refusal by the queue
+  /// itself (a duplicate id, a full lane) is logged, as for `enqueue`.
+  std::vector<caf::expected<std::string>>
+  enqueue_many(std::vector<nova::task> ts);
+
   /// Collects up to `n` results of `session`, or what arrived when
   /// `timeout` expires.
   template <class F>
@@ -255,6 +262,8 @@ private:
   friend class reply_handle;
 
   caf::actor resolve(const std::string& id);
+  /// Checks `t` and sets what the agent fills in (id, creator, time).
+  caf::error prepare_task(nova::task& t);
   template <class Envelope>
   void deliver(const caf::actor& dest, Envelope&& env) {
     if (env.priority == priority::urgent || env.kind == kind::emergency)

@@ -106,6 +106,61 @@ TEST_CASE("enqueue_many answers per task, in order, and the tasks run",
   CHECK(order == std::vector<std::string>{"0", "3", "4"});
 }
 
+/// Enqueues `n` tasks with `enqueue_many` for every message ("<n>"), one of
+/// them oversized; reports in `answers` what `enqueue_many` said per task.
+class fanout : public agent {
+public:
+  fanout(caf::actor_config& cfg, agent_init init,
+         std::shared_ptr<nova::testing::sink<std::string>> answers)
+    : agent(cfg, std::move(init)), answers_(std::move(answers)) {
+    // nop
+  }
+
+protected:
+  void on_message(const envelope& msg) override {
+    std::vector<task> ts(std::stoul(msg.payload));
+    for (size_t i = 0; i < ts.size(); ++i) {
+      ts[i].type = "echo";
+      ts[i].payload = std::to_string(i);
+      ts[i].session = "fan";
+    }
+    ts[1].payload.assign(2 << 20, 'x');
+    for (auto& x : enqueue_many(std::move(ts)))
+      answers_->push(x ? std::string{"id"} : describe(x.error()));
+  }
+
+private:
+  std::shared_ptr<nova::testing::sink<std::string>> answers_;
+};
+
+TEST_CASE("an agent enqueues a batch with enqueue_many; what it refuses "
+          "itself is its answer, the rest run",
+          "[tasks]") {
+  node n{test_config()};
+  auto answers = std::make_shared<nova::testing::sink<std::string>>();
+  auto seen = std::make_shared<nova::testing::sink<task>>();
+  REQUIRE(n.spawn<fanout>("fan", {}, answers));
+  agent_options work;
+  work.worker = true;
+  REQUIRE(n.spawn<test_worker>("w", work, seen));
+  REQUIRE_FALSE(n.send("fan", "4"));
+  auto xs = answers->wait_for(4);
+  REQUIRE(xs.size() == 4);
+  CHECK(xs[0] == "id");
+  CHECK(xs[1].find("payload_too_large") != std::string::npos);
+  CHECK(xs[2] == "id");
+  CHECK(xs[3] == "id");
+  auto results = n.collect("fan", 3, 5s);
+  REQUIRE(results);
+  CHECK(results->size() == 3);
+  std::vector<std::string> order;
+  for (auto& t : seen->wait_for(3))
+    order.push_back(t.payload);
+  CHECK(order == std::vector<std::string>{"0", "2", "3"});
+  for (auto& t : seen->items())
+    CHECK(t.created_by == "fan");
+}
+
 TEST_CASE("workers take tasks in priority order", "[tasks]") {
   node n{test_config()};
   // Enqueue while no worker runs, then start one worker.
