@@ -8,6 +8,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -135,6 +136,11 @@ public:
     proc_.reset();
   }
 
+  /// The server's process id, or -1 when it is not running.
+  [[nodiscard]] pid_t pid() const noexcept {
+    return proc_ ? proc_->pid() : -1;
+  }
+
   /// SIGKILL: a crash, no goodbye to clients or routes.
   void kill() {
     if (!proc_)
@@ -182,31 +188,43 @@ private:
 class nats_cluster {
 public:
   explicit nats_cluster(size_t n = 3) {
-    std::vector<uint16_t> client_ports;
+    // Ports are picked right before each server starts, and picked again
+    // when one was taken meanwhile (the routes of the servers started
+    // before connect out from ephemeral ports, which may be the very port
+    // picked a moment ago).
     std::vector<uint16_t> route_ports;
     for (size_t i = 0; i < n; ++i) {
-      client_ports.push_back(free_port());
-      route_ports.push_back(free_port());
-    }
-    for (size_t i = 0; i < n; ++i) {
-      std::vector<std::string> args{"--name",
-                                    "nova-test-" + std::to_string(i),
-                                    "--cluster",
-                                    loopback_url(route_ports[i]),
-                                    "--cluster_name",
-                                    "nova-test"};
-      std::string routes;
-      for (size_t j = 0; j < i; ++j) {
-        if (!routes.empty())
-          routes += ',';
-        routes += loopback_url(route_ports[j]);
+      for (int attempt = 1;; ++attempt) {
+        auto client_port = free_port();
+        auto route_port = free_port();
+        std::vector<std::string> args{"--name",
+                                      "nova-test-" + std::to_string(i),
+                                      "--cluster",
+                                      loopback_url(route_port),
+                                      "--cluster_name",
+                                      "nova-test"};
+        std::string routes;
+        for (auto port : route_ports) {
+          if (!routes.empty())
+            routes += ',';
+          routes += loopback_url(port);
+        }
+        if (!routes.empty()) {
+          args.emplace_back("--routes");
+          args.push_back(routes);
+        }
+        try {
+          servers_.push_back(
+            std::make_unique<nats_server>(client_port, std::move(args)));
+          route_ports.push_back(route_port);
+          break;
+        } catch (const std::runtime_error& e) {
+          if (attempt == 5
+              || std::string_view{e.what()}.find("address already in use")
+                   == std::string_view::npos)
+            throw;
+        }
       }
-      if (!routes.empty()) {
-        args.emplace_back("--routes");
-        args.push_back(routes);
-      }
-      servers_.push_back(std::make_unique<nats_server>(client_ports[i],
-                                                       std::move(args)));
     }
   }
 

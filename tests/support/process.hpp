@@ -58,6 +58,10 @@ public:
     return pid_ > 0;
   }
 
+  [[nodiscard]] pid_t pid() const noexcept {
+    return pid_;
+  }
+
   void signal(int sig) {
     if (pid_ > 0 && !exit_code_)
       ::kill(pid_, sig);
