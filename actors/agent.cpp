@@ -6,6 +6,7 @@
 #include "actors/gateway.hpp"
 #include "actors/outbound.hpp"
 #include "actors/quiet.hpp"
+#include "actors/task_queue_actor.hpp"
 #include "cluster/naming.hpp"
 #include "messages/errc.hpp"
 #include "messages/ids.hpp"
@@ -297,21 +298,9 @@ void agent::unsubscribe(const std::string& pattern) {
 }
 
 caf::error agent::prepare_task(nova::task& t) {
-  if (!t.session.empty())
-    if (auto err = check_id(t.session, "session"))
-      return err;
-  if (t.payload.size() > ctx_->limits.max_payload) {
-    ctx_->stats.add(counter::rejected_oversized);
-    return make_error(errc::payload_too_large,
-                      "task payload of " + std::to_string(t.payload.size())
-                        + " bytes exceeds the limit of "
-                        + std::to_string(ctx_->limits.max_payload)
-                        + " bytes");
-  }
-  if (t.id.empty())
-    t.id = new_message_id();
+  if (auto err = nova::prepare_task(t, *ctx_))
+    return err;
   t.created_by = id_;
-  t.created_at = now_ms();
   return caf::none;
 }
 

@@ -187,8 +187,9 @@ public:
 
   /// As `enqueue` for every task of `ts`, in one message to the queue
   /// service (the tasks of one call enter their lanes in order): per task,
-  /// its id, or the error that refused it here. A refusal by the queue
-  /// itself (a duplicate id, a full lane) is logged, as for `enqueue`.
+  /// its id, or the error that refused it here (`prepare_task`). A refusal
+  /// by the queue itself (a duplicate id, a full lane) is logged, as for
+  /// `enqueue`.
   std::vector<caf::expected<std::string>>
   enqueue_many(std::vector<nova::task> ts);
 

@@ -264,12 +264,6 @@ public:
     stop();
   }
 
-  void enqueue(uint64_t seq, task t) {
-    std::lock_guard<std::mutex> guard{mtx_};
-    enqueues_.emplace_back(seq, std::move(t));
-    cv_.notify_one();
-  }
-
   void enqueue(std::vector<std::pair<uint64_t, task>>& xs) {
     std::lock_guard<std::mutex> guard{mtx_};
     for (auto& x : xs)
@@ -832,6 +826,33 @@ void hold(queue_actor* self, task t, enqueue_sink& rp) {
   set_outbox_depth(self);
   schedule_outbox(self);
   rp.deliver(std::move(id));
+}
+
+// Takes `t` for the store, its answer for `sink`: checked here (a task
+// held in the outbox must be writable later), then held in the outbox
+// while that holds anything (later tasks queue behind it), else added to
+// `out`, what the caller hands to the store thread.
+void accept(queue_actor* self, task t, enqueue_sink sink,
+            std::vector<std::pair<uint64_t, task>>& out) {
+  auto& st = self->state;
+  if (t.id.empty())
+    t.id = new_message_id();
+  else if (auto err = check_id(t.id, "task id")) {
+    sink.deliver(std::move(err));
+    return;
+  }
+  if (!t.session.empty())
+    if (auto err = check_id(t.session, "session")) {
+      sink.deliver(std::move(err));
+      return;
+    }
+  if (!st.outbox.empty()) {
+    hold(self, std::move(t), sink);
+    return;
+  }
+  auto seq = st.next_seq++;
+  st.promises.emplace(seq, std::move(sink));
+  out.emplace_back(seq, std::move(t));
 }
 
 // Writes the outbox in order, a batch per round trip; stops at the first
@@ -1421,28 +1442,15 @@ caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
     });
     return {
       [self](enqueue_atom, task& t) -> caf::result<std::string> {
-        auto& st = self->state;
-        // Checked here: a task held in the outbox must be writable later.
-        if (t.id.empty())
-          t.id = new_message_id();
-        else if (auto err = check_id(t.id, "task id"))
-          return err;
-        if (!t.session.empty())
-          if (auto err = check_id(t.session, "session"))
-            return err;
-        enqueue_sink sink{self->make_response_promise(), nullptr, 0};
-        if (!st.outbox.empty()) {
-          hold(self, std::move(t), sink);
-        } else {
-          auto seq = st.next_seq++;
-          st.promises.emplace(seq, std::move(sink));
-          st.io->enqueue(seq, std::move(t));
-        }
+        std::vector<std::pair<uint64_t, task>> out;
+        accept(self, std::move(t),
+               enqueue_sink{self->make_response_promise(), nullptr, 0}, out);
+        if (!out.empty())
+          self->state.io->enqueue(out);
         return caf::delegated<std::string>{};
       },
       [self](enqueue_atom,
              std::vector<task>& ts) -> caf::result<enqueue_results> {
-        auto& st = self->state;
         if (ts.empty())
           return enqueue_results{};
         auto batch = std::make_shared<batch_reply>();
@@ -1452,30 +1460,10 @@ caf::actor spawn_stream_task_queue(caf::actor_system& sys, context_ptr ctx,
         batch->left = ts.size();
         std::vector<std::pair<uint64_t, task>> out;
         out.reserve(ts.size());
-        for (size_t i = 0; i < ts.size(); ++i) {
-          auto& t = ts[i];
-          enqueue_sink sink{{}, batch, i};
-          if (t.id.empty())
-            t.id = new_message_id();
-          else if (auto err = check_id(t.id, "task id")) {
-            sink.deliver(std::move(err));
-            continue;
-          }
-          if (!t.session.empty())
-            if (auto err = check_id(t.session, "session")) {
-              sink.deliver(std::move(err));
-              continue;
-            }
-          if (!st.outbox.empty()) {
-            hold(self, std::move(t), sink);
-          } else {
-            auto seq = st.next_seq++;
-            st.promises.emplace(seq, std::move(sink));
-            out.emplace_back(seq, std::move(t));
-          }
-        }
+        for (size_t i = 0; i < ts.size(); ++i)
+          accept(self, std::move(ts[i]), enqueue_sink{{}, batch, i}, out);
         if (!out.empty())
-          st.io->enqueue(out);
+          self->state.io->enqueue(out);
         return caf::delegated<enqueue_results>{};
       },
       [self](claim_atom, std::string& worker) -> caf::result<task> {

@@ -11,6 +11,7 @@
 
 #include "actors/task_queue.hpp"
 #include "messages/errc.hpp"
+#include "messages/ids.hpp"
 
 namespace nova {
 
@@ -120,6 +121,25 @@ void on_failure(queue_actor* self, const task_queue::failure& f) {
 }
 
 } // namespace
+
+caf::error prepare_task(task& t, runtime_context& ctx) {
+  if (!t.session.empty())
+    if (auto err = check_id(t.session, "session"))
+      return err;
+  if (t.payload.size() > ctx.limits.max_payload) {
+    ctx.stats.add(counter::rejected_oversized);
+    return make_error(errc::payload_too_large,
+                      "task payload of " + std::to_string(t.payload.size())
+                        + " bytes exceeds the limit of "
+                        + std::to_string(ctx.limits.max_payload) + " bytes");
+  }
+  if (t.id.empty())
+    t.id = new_message_id();
+  else if (auto err = check_id(t.id, "task id"))
+    return err;
+  t.created_at = now_ms();
+  return caf::none;
+}
 
 caf::actor spawn_task_queue(caf::actor_system& sys, context_ptr ctx) {
   task_queue::settings s;

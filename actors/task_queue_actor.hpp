@@ -7,6 +7,13 @@
 
 namespace nova {
 
+/// What the node and its Novas check before a task goes to the queue
+/// service (either one): the session and an explicit task id are valid
+/// ids, the payload is within `max_payload` (else `payload_too_large`,
+/// counted as `rejected_oversized`). Fills in a generated id when there is
+/// none and `created_at`; `created_by` is the caller's.
+[[nodiscard]] caf::error prepare_task(task& t, runtime_context& ctx);
+
 /// Spawns the embedded (memory) task queue service for a node.
 ///
 /// Messages:

@@ -14,6 +14,7 @@ namespace nova {
 
 namespace {
 
+using redis_util::is_noscript;
 using redis_util::to_ms;
 using redis_util::unexpected_reply;
 
@@ -213,10 +214,6 @@ std::vector<std::string> unique(const std::vector<std::string>& xs) {
     if (seen.insert(x).second)
       out.push_back(x);
   return out;
-}
-
-bool is_noscript(const redis_value& x) {
-  return x.is_error() && x.str.rfind("NOSCRIPT", 0) == 0;
 }
 
 // 'caps:a,b' -> {a, b}; nullopt for any other reply.

@@ -1033,27 +1033,21 @@ redis_connection::eval(const std::string& script,
                        const std::vector<std::string>& keys,
                        const std::vector<std::string>& args) {
   auto& x = *impl_;
-  std::string sha;
-  if (auto i = x.scripts.find(script); i != x.scripts.end()) {
-    sha = i->second;
-  } else {
-    auto loaded = x.load(script);
-    if (!loaded)
-      return std::move(loaded.error());
-    sha = std::move(*loaded);
-  }
+  auto sha = script_sha(script);
+  if (!sha)
+    return std::move(sha.error());
   std::vector<std::string> argv;
   argv.reserve(3 + keys.size() + args.size());
   argv.emplace_back("EVALSHA");
-  argv.push_back(sha);
+  argv.push_back(std::move(*sha));
   argv.push_back(std::to_string(keys.size()));
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
   auto reply = x.exec(argv, x.settings.command_timeout);
   // The server forgot the script (restart, failover, SCRIPT FLUSH).
   if (reply && reply->is_error() && starts_with(reply->str, "NOSCRIPT")) {
-    x.scripts.erase(script);
-    auto loaded = x.load(script);
+    forget_script(script);
+    auto loaded = script_sha(script);
     if (!loaded)
       return std::move(loaded.error());
     argv[1] = std::move(*loaded);

@@ -31,6 +31,12 @@ inline bool is_nogroup(const caf::error& err) {
   return err && contains(describe(err), "NOGROUP");
 }
 
+/// True for the reply to an EVALSHA of a script the server does not have
+/// (restarted, SCRIPT FLUSH): the call did not run.
+inline bool is_noscript(const redis_value& x) {
+  return x.is_error() && x.str.rfind("NOSCRIPT", 0) == 0;
+}
+
 inline caf::error unexpected_reply(const char* what, const redis_value& x) {
   return make_error(errc::decode_failed,
                     fmt::format("unexpected reply to {}: {}", what,

@@ -19,6 +19,7 @@ namespace {
 using redis_util::to_ms;
 using redis_util::contains;
 using redis_util::is_nogroup;
+using redis_util::is_noscript;
 using redis_util::unexpected_reply;
 using redis_util::field_of;
 using redis_util::field_ptr;
@@ -328,7 +329,9 @@ std::string ms_arg(caf::timespan x) {
   return std::to_string(std::max<int64_t>(to_ms(x), 1));
 }
 
-// The place of lane `p` in `lane_keys_`: 0 for urgent to 3 for low.
+// The place of lane `p` in `lane_keys_`: 0 for urgent to 3 for low (the
+// scripts name a lane by this plus one, its place in their KEYS after the
+// keys before the lanes). `lane_priority` is the inverse.
 size_t lane_slot(priority p) noexcept {
   switch (p) {
     case priority::urgent: return 0;
@@ -354,7 +357,7 @@ caf::expected<redis_value> run_script(redis_connection& conn,
     if (auto err = conn.pipeline(buf, replies))
       return err;
     auto& r = replies.front();
-    if (r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0) {
+    if (is_noscript(r)) {
       conn.forget_script(script);
       continue;
     }
@@ -364,17 +367,6 @@ caf::expected<redis_value> run_script(redis_connection& conn,
   }
   return make_error(errc::backend_unavailable,
                     "NOSCRIPT right after SCRIPT LOAD");
-}
-
-// The script argument naming lane `p`: its place in KEYS after the keys
-// before the lanes, 1 for urgent to 4 for low.
-const char* lane_arg(priority p) noexcept {
-  switch (p) {
-    case priority::urgent: return "1";
-    case priority::high: return "2";
-    case priority::normal: return "3";
-    default: return "4";
-  }
 }
 
 priority lane_priority(size_t i) noexcept {
@@ -542,12 +534,7 @@ std::vector<std::string> task_store::lanes() const {
 }
 
 const std::string& task_store::lane_key(priority p) const {
-  switch (p) {
-    case priority::urgent: return lane_keys_[0];
-    case priority::high: return lane_keys_[1];
-    case priority::normal: return lane_keys_[2];
-    default: return lane_keys_[3];
-  }
+  return lane_keys_[lane_slot(p)];
 }
 
 caf::error task_store::track(caf::error err) {
@@ -633,7 +620,9 @@ task_store::enqueue_many(std::vector<task>& ts) {
       .arg(names_.workers_group())
       .arg(std::to_string(now));
     for (auto i : xs)
-      buf.arg(lane_arg(ts[i].priority)).arg(encode(ts[i])).arg(ts[i].id);
+      buf.arg(uint64_t{lane_slot(ts[i].priority) + 1})
+        .arg(encode(ts[i]))
+        .arg(ts[i].id);
   };
   auto settle = [&](const std::vector<size_t>& xs,
                     const redis_value& r) -> caf::error {
@@ -675,7 +664,7 @@ task_store::enqueue_many(std::vector<task>& ts) {
     if (auto err = (*conn)->receive(1, replies))
       return track(std::move(err));
     auto& r = replies.front();
-    if (r.is_error() && r.str.rfind("NOSCRIPT", 0) == 0) {
+    if (is_noscript(r)) {
       again.push_back(k);
       return caf::none;
     }

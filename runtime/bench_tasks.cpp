@@ -526,8 +526,8 @@ int run_bench_tasks(const tasks_bench_options& opts, std::ostream& out) {
       return x;
     };
     cpu_per_task best_cpu;
-    auto best_of = [](const std::vector<double>& xs) {
-      return *std::max_element(xs.begin(), xs.end());
+    auto best = [](const std::vector<double>& xs) {
+      return xs.empty() ? 0.0 : *std::max_element(xs.begin(), xs.end());
     };
     auto outputs = [&] {
       std::string x;
@@ -555,7 +555,7 @@ int run_bench_tasks(const tasks_bench_options& opts, std::ostream& out) {
           return false;
         auto after = sample_cpu();
         duplicates += x->duplicates;
-        if (nova_runs.empty() || x->tasks_per_s > best_of(nova_runs))
+        if (x->tasks_per_s > best(nova_runs))
           best_cpu = per_task(before, after, x->tasks);
         nova_runs.push_back(x->tasks_per_s);
         if (opts.no_baseline)
@@ -584,9 +584,6 @@ int run_bench_tasks(const tasks_bench_options& opts, std::ostream& out) {
       ok = false;
       why += fmt::format("{} tasks came back more than once", duplicates);
     }
-    auto best = [](const std::vector<double>& xs) {
-      return xs.empty() ? 0.0 : *std::max_element(xs.begin(), xs.end());
-    };
     auto nova_rate = best(nova_runs);
     auto raw_rate = best(raw_runs);
     auto ratio = raw_rate > 0 ? nova_rate / raw_rate : 0.0;

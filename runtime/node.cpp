@@ -364,24 +364,10 @@ caf::expected<T> ask(caf::actor_system& sys, const caf::actor& dest,
 } // namespace
 
 caf::error node::prepare(task& t) {
-  if (!t.session.empty())
-    if (auto err = check_id(t.session, "session"))
-      return err;
-  if (t.payload.size() > ctx_->limits.max_payload) {
-    ctx_->stats.add(counter::rejected_oversized);
-    return make_error(errc::payload_too_large,
-                      "task payload of " + std::to_string(t.payload.size())
-                        + " bytes exceeds the limit of "
-                        + std::to_string(ctx_->limits.max_payload)
-                        + " bytes");
-  }
-  if (t.id.empty())
-    t.id = new_message_id();
-  else if (auto err = check_id(t.id, "task id"))
+  if (auto err = prepare_task(t, *ctx_))
     return err;
   if (t.created_by.empty())
     t.created_by = "anonymous";
-  t.created_at = now_ms();
   return caf::none;
 }
 

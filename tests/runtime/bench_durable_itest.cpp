@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/bench_durable.hpp"
+#include "support/bench_json.hpp"
 #include "support/redis_server.hpp"
 
 TEST_CASE("bench durable prints Nova, baseline and CPU figures as one JSON "
@@ -20,19 +21,12 @@ TEST_CASE("bench durable prints Nova, baseline and CPU figures as one JSON "
   opts.redis_server = nova::testing::redis_server_path();
   std::ostringstream out;
   auto rc = nova::run_bench_durable(opts, out);
-  INFO(out.str());
+  auto j = nova::testing::one_object(out.str());
   CHECK(rc == 0);
-  REQUIRE(out.str().find('\n') == out.str().size() - 1);
-  auto j = nlohmann::json::parse(out.str(), nullptr, false);
-  REQUIRE(j.is_object());
   CHECK(!j.contains("error"));
-  for (auto key : {"nova_msgs_per_s", "baseline_msgs_per_s", "ratio",
-                   "server_cpu_us_per_msg", "node_cpu_us_per_msg"}) {
-    INFO("key " << key);
-    REQUIRE(j.contains(key));
-    REQUIRE(j[key].is_number());
-    CHECK(j[key].get<double>() > 0);
-  }
+  nova::testing::require_positive(j, {"nova_msgs_per_s", "baseline_msgs_per_s",
+                                      "ratio", "server_cpu_us_per_msg",
+                                      "node_cpu_us_per_msg"});
   CHECK(j["messages"] == 5000);
   CHECK(j["payload_bytes"] == 128);
   CHECK(j["goal"].get<double>() == Approx(0.4));

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/bench_presence.hpp"
+#include "support/bench_json.hpp"
 #include "support/redis_server.hpp"
 
 TEST_CASE("bench presence prints store and baseline figures as one JSON "
@@ -21,21 +22,14 @@ TEST_CASE("bench presence prints store and baseline figures as one JSON "
   opts.redis_server = nova::testing::redis_server_path();
   std::ostringstream out;
   auto rc = nova::run_bench_presence(opts, out);
-  INFO(out.str());
+  auto j = nova::testing::one_object(out.str());
   CHECK(rc == 0);
-  REQUIRE(out.str().find('\n') == out.str().size() - 1);
-  auto j = nlohmann::json::parse(out.str(), nullptr, false);
-  REQUIRE(j.is_object());
   CHECK(!j.contains("error"));
-  for (auto key : {"ops_per_heartbeat", "server_commands_per_heartbeat",
-                   "cpu_ms_per_1000_novas", "baseline_ops_per_heartbeat",
-                   "baseline_server_commands_per_heartbeat",
-                   "baseline_cpu_ms_per_1000_novas", "ratio"}) {
-    INFO("key " << key);
-    REQUIRE(j.contains(key));
-    REQUIRE(j[key].is_number());
-    CHECK(j[key].get<double>() > 0);
-  }
+  nova::testing::require_positive(
+    j, {"ops_per_heartbeat", "server_commands_per_heartbeat",
+        "cpu_ms_per_1000_novas", "baseline_ops_per_heartbeat",
+        "baseline_server_commands_per_heartbeat",
+        "baseline_cpu_ms_per_1000_novas", "ratio"});
   CHECK(j["novas"] == 1000);
   CHECK(j["rounds"] == 2);
   // Four writes of 250 Novas per round: one script each.

@@ -8,10 +8,14 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/bench_remote.hpp"
+#include "support/bench_json.hpp"
 #include "support/nats_server.hpp"
 #include "support/process.hpp"
 
 namespace {
+
+using nova::testing::one_object;
+using nova::testing::require_positive;
 
 nova::remote_bench_options tiny_options() {
   nova::remote_bench_options opts;
@@ -21,27 +25,6 @@ nova::remote_bench_options tiny_options() {
   opts.nats_server = nova::testing::nats_server_path();
   opts.self_exe = nova::testing::bin("nova");
   return opts;
-}
-
-/// Parses the one JSON object `out` must hold (one line).
-nlohmann::json one_object(const std::string& out) {
-  INFO(out);
-  REQUIRE(!out.empty());
-  REQUIRE(out.find('\n') == out.size() - 1);
-  auto j = nlohmann::json::parse(out, nullptr, false);
-  REQUIRE(!j.is_discarded());
-  REQUIRE(j.is_object());
-  return j;
-}
-
-void require_positive(const nlohmann::json& j,
-                      std::initializer_list<const char*> keys) {
-  for (auto key : keys) {
-    INFO("key " << key << " in " << j.dump());
-    REQUIRE(j.contains(key));
-    REQUIRE(j[key].is_number());
-    CHECK(j[key].get<double>() > 0);
-  }
 }
 
 } // namespace
