@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "cluster/lua_pack.hpp"
 #include "cluster/redis_util.hpp"
 #include "messages/codec.hpp"
 #include "messages/errc.hpp"
@@ -71,8 +72,8 @@ end
 // server gives no lag (it also counts acked entries not trimmed yet). No
 // MAXLEN on the XADD: this check is what bounds a lane.
 // KEYS: stats, known, the four lanes (urgent first)
-// ARGV: max_len, expiry (unix ms), group, now (unix ms), then per task:
-//       lane index (1-4), task bytes, id
+// ARGV: max_len, expiry (unix ms), group, now (unix ms), then the tasks,
+//       packed (lua_pack): per task its lane index (1-4), bytes, id
 // Returns per task 1 (added), or 'full' or 'known'.
 const std::string enqueue_lua = R"lua(
 local max_len = tonumber(ARGV[1])
@@ -89,10 +90,11 @@ local function backlog(lane)
   end
   return redis.call('XLEN', lane)
 end
-local n = (#ARGV - 4) / 3
+local t = cmsgpack.unpack(ARGV[5])
+local n = #t / 3
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[4])
 local ids = {}
-for i = 1, n do ids[i] = ARGV[4 + 3 * i] end
+for i = 1, n do ids[i] = t[3 * i] end
 local taken = redis.call('ZMSCORE', KEYS[2], unpack(ids))
 local lens = {}
 local out = {}
@@ -100,7 +102,7 @@ local seen = {}
 local record = {}
 local added = {}
 for i = 1, n do
-  local li = tonumber(ARGV[2 + 3 * i])
+  local li = t[3 * i - 2]
   local len = lens[li]
   if not len then len = backlog(KEYS[2 + li]) end
   if len >= max_len then
@@ -120,8 +122,8 @@ end
 if #added > 0 then
   redis.call('ZADD', KEYS[2], unpack(record))
   for _, i in ipairs(added) do
-    redis.call('XADD', KEYS[2 + tonumber(ARGV[2 + 3 * i])], '*',
-      'task', ARGV[3 + 3 * i], 'id', ids[i], 'attempts', '0')
+    redis.call('XADD', KEYS[2 + t[3 * i - 2]], '*',
+      'task', t[3 * i - 1], 'id', ids[i], 'attempts', '0')
   end
   redis.call('HINCRBY', KEYS[1], 'enqueued', #added)
 end
@@ -164,40 +166,40 @@ return {0, pos}
 // or released meanwhile) is only acked. Then each lane is trimmed once, and
 // each results stream (to about `results_max_len`, once per batch rather
 // than on every XADD) gets its expiry.
-// KEYS: stats, then per task: lane, results (the stats key again for a task
-//       without a session: nothing is written to it)
+// KEYS: stats, then the lanes and results streams of the batch, each once
 // ARGV: group, results_max_len, results_ttl, k, then per lane of the batch
-//       (k): lane, the id after its newest entry in the batch; then per
-//       task: entry, result bytes, task id
+//       (k): its index in KEYS, the id after its newest entry in the batch;
+//       last the tasks, packed (lua_pack): per task the index in KEYS of
+//       its lane and of its results stream (0 for a task without a
+//       session: nothing is written), entry, result bytes, task id
 // Returns per task 1 (done now) or 0 (not by this delivery).
 const std::string complete_lua = trim_lua + R"lua(
+local t = cmsgpack.unpack(ARGV[#ARGV])
 local out = {}
 local touched = {}
-local seen = {}
 local done = 0
-local k = tonumber(ARGV[4])
-for i = 1, (#KEYS - 1) / 2 do
-  local lane, results = KEYS[2 * i], KEYS[2 * i + 1]
-  local a = 4 + 2 * k + (i - 1) * 3
-  if redis.call('XACK', lane, ARGV[1], ARGV[a + 1]) == 1 then
-    if results ~= KEYS[1] then
-      redis.call('XADD', results, '*',
-        'result', ARGV[a + 2], 'task_id', ARGV[a + 3], 'status', 'done')
-      if not seen[results] then
-        seen[results] = true
-        touched[#touched + 1] = results
-      end
+for i = 1, #t, 5 do
+  local j = #out + 1
+  if redis.call('XACK', KEYS[t[i]], ARGV[1], t[i + 2]) == 1 then
+    local r = t[i + 1]
+    if r > 0 then
+      redis.call('XADD', KEYS[r], '*',
+        'result', t[i + 3], 'task_id', t[i + 4], 'status', 'done')
+      touched[r] = true
     end
-    out[i] = 1
+    out[j] = 1
     done = done + 1
   else
-    out[i] = 0
+    out[j] = 0
   end
 end
-for j = 1, k do trim(ARGV[3 + 2 * j], ARGV[1], ARGV[4 + 2 * j]) end
-for _, key in ipairs(touched) do
-  redis.call('XTRIM', key, 'MAXLEN', '~', ARGV[2])
-  redis.call('PEXPIRE', key, ARGV[3])
+local k = tonumber(ARGV[4])
+for j = 1, k do
+  trim(KEYS[tonumber(ARGV[3 + 2 * j])], ARGV[1], ARGV[4 + 2 * j])
+end
+for r in pairs(touched) do
+  redis.call('XTRIM', KEYS[r], 'MAXLEN', '~', ARGV[2])
+  redis.call('PEXPIRE', KEYS[r], ARGV[3])
 end
 if done > 0 then redis.call('HINCRBY', KEYS[1], 'done', done) end
 return out
@@ -341,32 +343,49 @@ size_t lane_slot(priority p) noexcept {
   }
 }
 
-// Runs the script call that `format(sha)` writes into `buf` on `conn`; a
-// NOSCRIPT reply (the server forgot the script) loads it and runs the call
-// once more.
+// Runs `calls` calls of `script` in one pipeline on `conn`: `format(k,
+// sha, buf)` appends call k to `buf`. The calls are independent, so calls
+// the server answered NOSCRIPT (it forgot the script) run again, once the
+// script is loaded, after the others. `replies[k]` is the reply of call k;
+// the first error reply is the error.
 template <class Format>
-caf::expected<redis_value> run_script(redis_connection& conn,
-                                      const std::string& script,
-                                      Format& format, resp_buffer& buf,
-                                      std::vector<redis_value>& replies) {
-  for (int round = 0; round < 2; ++round) {
+caf::error run_scripts(redis_connection& conn, const std::string& script,
+                       size_t calls, Format& format,
+                       std::vector<redis_value>& replies) {
+  replies.clear();
+  replies.resize(calls);
+  std::vector<size_t> todo(calls);
+  for (size_t k = 0; k < calls; ++k)
+    todo[k] = k;
+  resp_buffer buf;
+  std::vector<redis_value> got;
+  for (int round = 0; round < 2 && !todo.empty(); ++round) {
     auto sha = conn.script_sha(script);
     if (!sha)
       return std::move(sha.error());
-    format(*sha);
-    if (auto err = conn.pipeline(buf, replies))
+    buf.clear();
+    for (auto k : todo)
+      format(k, *sha, buf);
+    if (auto err = conn.pipeline(buf, got))
       return err;
-    auto& r = replies.front();
-    if (is_noscript(r)) {
-      conn.forget_script(script);
-      continue;
+    std::vector<size_t> again;
+    for (size_t j = 0; j < todo.size(); ++j) {
+      if (is_noscript(got[j]))
+        again.push_back(todo[j]);
+      else
+        replies[todo[j]] = std::move(got[j]);
     }
+    if (!again.empty())
+      conn.forget_script(script);
+    todo = std::move(again);
+  }
+  if (!todo.empty())
+    return make_error(errc::backend_unavailable,
+                      "NOSCRIPT right after SCRIPT LOAD");
+  for (auto& r : replies)
     if (r.is_error())
       return r.as_error();
-    return std::move(r);
-  }
-  return make_error(errc::backend_unavailable,
-                    "NOSCRIPT right after SCRIPT LOAD");
+  return caf::none;
 }
 
 priority lane_priority(size_t i) noexcept {
@@ -608,21 +627,25 @@ task_store::enqueue_many(std::vector<task>& ts) {
     &stats_key_, &known_key_, &lane_keys_[0], &lane_keys_[1], &lane_keys_[2],
     &lane_keys_[3]};
   const auto max_len = std::to_string(settings_.max_len);
+  lua_pack pack;
   auto format = [&](const std::vector<size_t>& xs, resp_buffer& buf) {
     auto now = now_ms();
+    pack.clear();
+    pack.array(3 * xs.size());
+    for (auto i : xs)
+      pack.uint(lane_slot(ts[i].priority) + 1)
+        .str(encode(ts[i]))
+        .str(ts[i].id);
     buf.clear();
-    buf.begin(3 + keys.size() + 4 + 3 * xs.size());
+    buf.begin(3 + keys.size() + 5);
     buf.arg("EVALSHA").arg(*sha).arg(uint64_t{keys.size()});
     for (auto* key : keys)
       buf.arg(*key);
     buf.arg(max_len)
       .arg(std::to_string(now + to_ms(settings_.known_ttl)))
       .arg(names_.workers_group())
-      .arg(std::to_string(now));
-    for (auto i : xs)
-      buf.arg(uint64_t{lane_slot(ts[i].priority) + 1})
-        .arg(encode(ts[i]))
-        .arg(ts[i].id);
+      .arg(std::to_string(now))
+      .arg(pack.bytes());
   };
   auto settle = [&](const std::vector<size_t>& xs,
                     const redis_value& r) -> caf::error {
@@ -756,30 +779,38 @@ task_store::claim_on(redis_connection& conn, const std::string& consumer,
         || e[0].integer > static_cast<int64_t>(num_lanes))
       return unexpected_reply("the claim script", *r);
     auto index = static_cast<size_t>(e[0].integer - 1);
-    auto& entry_id = e[1].str;
-    auto raw = field_ptr(e[2], "task");
-    auto t = decode_task(raw);
-    if (!t) {
-      // Malformed entries are buried and the others handed out.
-      if (auto err = bury(conn, index, entry_id, raw ? *raw : std::string{},
-                          field_of(e[2], "id").value_or(""),
-                          describe(t.error())))
-        return err;
-      continue;
-    }
-    claimed_task c;
-    c.task = std::move(*t);
-    c.task.attempts += 1;
-    c.lane = lane_priority(index);
-    c.entry_id = entry_id;
-    out.push_back(std::move(c));
+    if (auto taken = take_entry(conn, index, e[1].str, e[2], out); !taken)
+      return std::move(taken.error());
   }
   return out;
 }
 
+caf::expected<bool>
+task_store::take_entry(redis_connection& conn, size_t lane,
+                       const std::string& entry_id, const redis_value& fields,
+                       std::vector<claimed_task>& out) {
+  auto raw = field_ptr(fields, "task");
+  auto t = decode_task(raw);
+  if (!t) {
+    // Malformed entries are buried and the others handed out.
+    if (auto err = bury(conn, lane, entry_id, raw ? *raw : std::string{},
+                        field_of(fields, "id").value_or(""),
+                        describe(t.error())))
+      return err;
+    return false;
+  }
+  claimed_task c;
+  c.task = std::move(*t);
+  c.task.attempts += 1;
+  c.lane = lane_priority(lane);
+  c.entry_id = entry_id;
+  out.push_back(std::move(c));
+  return true;
+}
+
 caf::expected<std::optional<claimed_task>>
 task_store::claim(const std::string& consumer) {
-  auto xs = claim_many(consumer, 1);
+  auto xs = read_lanes(consumer, 1, false);
   if (!xs)
     return std::move(xs.error());
   if (xs->empty())
@@ -789,25 +820,36 @@ task_store::claim(const std::string& consumer) {
 
 caf::expected<std::vector<claimed_task>>
 task_store::claim_many(const std::string& consumer, size_t n) {
+  return read_lanes(consumer, n, true);
+}
+
+caf::expected<std::vector<claimed_task>>
+task_store::read_lanes(const std::string& consumer, size_t n, bool combined) {
   if (auto err = check_id(consumer, "consumer"))
     return err;
   auto conn = pool_->lease();
   if (!conn)
     return track(std::move(conn.error()));
-  // Plain XREADGROUP lane by lane, not the claim script: a script would
-  // copy every entry into Lua and back, the main cost of a large batch. An
-  // entry that arrives in a higher lane between two reads waits for the
-  // next claim, as if it had arrived a moment later.
+  // Plain XREADGROUP, not the claim script: a script would copy every
+  // entry into Lua and back, the main cost of a large batch. Combined, the
+  // lanes down to the one the last claim needed go into one XREADGROUP
+  // (one round trip instead of one per lane; COUNT is per stream, so a
+  // higher lane that got entries since gives them as well); the lanes below
+  // it are read one by one for what is left. An entry that arrives in a
+  // higher lane after its read waits for the next claim, as if it had
+  // arrived a moment later.
   std::vector<claimed_task> out;
-  // A lane is read again after burying undecodable entries (bounded, so
+  auto last = combined ? std::min(claim_hint_.load(), num_lanes - 1) : 0;
+  // A read is made again after burying undecodable entries (bounded, so
   // that a lane full of garbage cannot keep one call busy).
   size_t rounds = 0;
-  for (size_t i = getenv("NOVA_SKIP") ? 2 : 0; i < num_lanes && out.size() < n; ++i) {
-    auto& lane = lane_keys_[i];
+  for (size_t first = 0; first < num_lanes && out.size() < n;) {
     std::vector<std::string> argv{"XREADGROUP", "GROUP",
                                   names_.workers_group(), consumer, "COUNT",
-                                  std::to_string(n - out.size()), "STREAMS",
-                                  lane, ">"};
+                                  std::to_string(n - out.size()), "STREAMS"};
+    for (auto i = first; i <= last; ++i)
+      argv.push_back(lane_keys_[i]);
+    argv.insert(argv.end(), last - first + 1, ">");
     auto r = (*conn)->command(argv);
     if (!r && is_nogroup(r.error())) {
       if (auto err = ensure_groups())
@@ -816,36 +858,37 @@ task_store::claim_many(const std::string& consumer, size_t n) {
     }
     if (!r)
       return track(std::move(r.error()));
-    if (r->is_nil())
-      continue;
-    if (!r->is_array() || r->size() != 1 || !(*r)[0].is_array()
-        || (*r)[0].size() != 2)
-      return unexpected_reply("XREADGROUP", *r);
     size_t buried = 0;
-    for (auto& e : (*r)[0][1].elements) {
-      if (!e.is_array() || e.size() != 2)
+    if (!r->is_nil() && !r->is_array())
+      return unexpected_reply("XREADGROUP", *r);
+    // One element per stream that gave entries, in the order asked.
+    for (auto& stream : r->elements) {
+      if (!stream.is_array() || stream.size() != 2 || !stream[1].is_array())
         return unexpected_reply("XREADGROUP", *r);
-      auto& entry_id = e[0].str;
-      auto raw = field_ptr(e[1], "task");
-      auto t = decode_task(raw);
-      if (!t) {
-        if (auto err = bury(**conn, i, entry_id, raw ? *raw : std::string{},
-                            field_of(e[1], "id").value_or(""),
-                            describe(t.error())))
-          return err;
-        ++buried;
-        continue;
+      auto k = std::find(lane_keys_.begin() + first,
+                         lane_keys_.begin() + last + 1, stream[0].str);
+      if (k == lane_keys_.begin() + last + 1)
+        return unexpected_reply("XREADGROUP", *r);
+      auto i = static_cast<size_t>(k - lane_keys_.begin());
+      for (auto& e : stream[1].elements) {
+        if (!e.is_array() || e.size() != 2)
+          return unexpected_reply("XREADGROUP", *r);
+        auto taken = take_entry(**conn, i, e[0].str, e[1], out);
+        if (!taken)
+          return std::move(taken.error());
+        if (!*taken)
+          ++buried;
       }
-      claimed_task c;
-      c.task = std::move(*t);
-      c.task.attempts += 1;
-      c.lane = lane_priority(i);
-      c.entry_id = entry_id;
-      out.push_back(std::move(c));
     }
     if (buried > 0 && ++rounds < settings_.batch)
-      --i;
+      continue;
+    first = last + 1;
+    last = first;
   }
+  // The next combined read goes down to the lane this claim needed: where
+  // the count was reached, else the last lane that gave.
+  if (combined && !out.empty())
+    claim_hint_ = lane_slot(out[std::min(n, out.size()) - 1].lane);
   return out;
 }
 
@@ -924,11 +967,28 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
   auto conn = pool_->lease();
   if (!conn)
     return track(std::move(conn.error()));
-  resp_buffer buf;
-  std::vector<redis_value> replies;
+  // One script call per `max_script_batch` completions, all in one
+  // pipeline: the server runs them back to back, after one wait in its
+  // queue rather than one per call.
+  auto calls = (xs.size() + max_script_batch - 1) / max_script_batch;
   std::string bytes;
-  for (size_t first = 0; first < xs.size(); first += max_script_batch) {
+  lua_pack pack;
+  std::vector<std::string_view> keys;
+  auto key_index = [&](std::string_view key) -> uint64_t {
+    // KEYS[1] is the stats key; a batch has few distinct keys.
+    for (size_t i = 0; i < keys.size(); ++i)
+      if (keys[i] == key)
+        return i + 2;
+    keys.push_back(key);
+    return keys.size() + 1;
+  };
+  // A deque: `keys` views its strings.
+  std::deque<std::string> results_keys;
+  auto format = [&](size_t k, const std::string& sha, resp_buffer& buf) {
+    auto first = k * max_script_batch;
     auto last = std::min(xs.size(), first + max_script_batch);
+    keys.clear();
+    results_keys.clear();
     // The newest entry of the batch per lane, for the trim.
     std::array<const std::string*, num_lanes> newest{};
     for (size_t i = first; i < last; ++i) {
@@ -940,56 +1000,64 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
     auto lanes = static_cast<uint64_t>(
       std::count_if(newest.begin(), newest.end(),
                     [](auto* x) { return x != nullptr; }));
-    auto n = last - first;
-    // Written straight into the command: no argument vectors per batch.
-    auto format = [&](const std::string& sha) {
-      buf.clear();
-      buf.begin(3 + (1 + 2 * n) + (4 + 2 * lanes + 3 * n));
-      buf.arg("EVALSHA").arg(sha).arg(uint64_t{1 + 2 * n});
-      buf.arg(stats_key_);
-      const std::string* last_session = nullptr;
-      std::string results;
-      for (size_t i = first; i < last; ++i) {
-        const auto& t = xs[i].claim.task;
-        buf.arg(lane_key(xs[i].claim.lane));
-        // Checked above; a batch is mostly of one session.
-        if (t.session.empty()) {
-          buf.arg(stats_key_);
-          continue;
-        }
+    pack.clear();
+    pack.array(5 * (last - first));
+    task_result r;
+    r.status = task_status::done;
+    r.completed_at = now;
+    const std::string* last_session = nullptr;
+    uint64_t results = 0;
+    for (size_t i = first; i < last; ++i) {
+      const auto& t = xs[i].claim.task;
+      pack.uint(key_index(lane_key(xs[i].claim.lane)));
+      // Checked above; a batch is mostly of one session.
+      if (t.session.empty()) {
+        pack.uint(0);
+      } else {
         if (last_session == nullptr || *last_session != t.session) {
           last_session = &t.session;
-          results = *names_.task_results(t.session);
+          results_keys.push_back(*names_.task_results(t.session));
+          results = key_index(results_keys.back());
         }
-        buf.arg(results);
+        pack.uint(results);
       }
-      buf.arg(names_.workers_group())
-        .arg(uint64_t{settings_.results_max_len})
-        .arg(ms_arg(settings_.results_ttl))
-        .arg(lanes);
-      for (size_t slot = 0; slot < num_lanes; ++slot)
-        if (newest[slot] != nullptr)
-          buf.arg(lane_keys_[slot]).arg(next_stream_id(*newest[slot]));
-      task_result r;
-      r.status = task_status::done;
-      r.completed_at = now;
-      for (size_t i = first; i < last; ++i) {
-        const auto& t = xs[i].claim.task;
-        r.task_id = t.id;
-        r.session = t.session;
-        r.worker = xs[i].worker;
-        r.payload = xs[i].payload;
-        r.attempts = t.attempts;
-        bytes = encode(r);
-        buf.arg(xs[i].claim.entry_id).arg(bytes).arg(t.id);
-      }
-    };
-    auto r = run_script(**conn, complete_lua, format, buf, replies);
-    if (!r)
-      return track(std::move(r.error()));
-    if (!r->is_array() || r->size() != n)
-      return unexpected_reply("the complete script", *r);
-    for (auto& x : r->elements)
+      r.task_id = t.id;
+      r.session = t.session;
+      r.worker = xs[i].worker;
+      r.payload = xs[i].payload;
+      r.attempts = t.attempts;
+      bytes = encode(r);
+      pack.str(xs[i].claim.entry_id).str(bytes).str(t.id);
+    }
+    std::array<uint64_t, num_lanes> lane_index{};
+    for (size_t slot = 0; slot < num_lanes; ++slot)
+      if (newest[slot] != nullptr)
+        lane_index[slot] = key_index(lane_keys_[slot]);
+    buf.begin(3 + (1 + keys.size()) + (5 + 2 * lanes));
+    buf.arg("EVALSHA").arg(sha).arg(uint64_t{1 + keys.size()});
+    buf.arg(stats_key_);
+    for (auto key : keys)
+      buf.arg(key);
+    buf.arg(names_.workers_group())
+      .arg(uint64_t{settings_.results_max_len})
+      .arg(ms_arg(settings_.results_ttl))
+      .arg(lanes);
+    for (size_t slot = 0; slot < num_lanes; ++slot)
+      if (newest[slot] != nullptr)
+        buf.arg(lane_index[slot]).arg(next_stream_id(*newest[slot]));
+    // Last: the server reads a large bulk argument in one go.
+    buf.arg(pack.bytes());
+  };
+  std::vector<redis_value> replies;
+  if (auto err = run_scripts(**conn, complete_lua, calls, format, replies))
+    return track(std::move(err));
+  for (size_t k = 0; k < calls; ++k) {
+    auto n = std::min(xs.size(), (k + 1) * max_script_batch)
+             - k * max_script_batch;
+    auto& r = replies[k];
+    if (!r.is_array() || r.size() != n)
+      return unexpected_reply("the complete script", r);
+    for (auto& x : r.elements)
       out.push_back(x.integer == 1 ? completion::done
                                    : completion::stale);
   }

@@ -162,11 +162,15 @@ public:
   [[nodiscard]] caf::expected<std::optional<claimed_task>>
   wait_claim(const std::string& consumer, caf::timespan timeout);
 
-  /// Claims up to `n` undelivered entries for `consumer`: one XREADGROUP
-  /// per lane, the highest lane first, the next lanes for what is left
-  /// (priority order, FIFO within a lane; see docs/tasks.md for the race
-  /// with a task that arrives meanwhile). Empty when every lane is drained.
-  /// Undecodable entries are buried on the way.
+  /// Claims up to `n` undelivered entries for `consumer`, the highest lane
+  /// first, the next lanes for what is left (priority order, FIFO within a
+  /// lane; see docs/tasks.md for the race with a task that arrives
+  /// meanwhile). The lanes down to the one the last call needed (where it
+  /// reached its count, else the last that gave) are read in one
+  /// XREADGROUP; when a lane above it got entries since, those come too,
+  /// so the result can hold up to `n` per lane read that way, ordered by
+  /// lane. Empty when every lane is drained. Undecodable entries
+  /// are buried on the way.
   [[nodiscard]] caf::expected<std::vector<claimed_task>>
   claim_many(const std::string& consumer, size_t n);
 
@@ -302,11 +306,23 @@ private:
                   const std::string& entry_id, const std::string& raw,
                   const std::string& id, const std::string& reason);
 
+  // Decodes the entry `entry_id` of lane index `lane` into a claim at the
+  // end of `out`, or buries it when undecodable (false).
+  caf::expected<bool> take_entry(redis_connection& conn, size_t lane,
+                                 const std::string& entry_id,
+                                 const redis_value& fields,
+                                 std::vector<claimed_task>& out);
+
   // Appends the task to the dead letters and its dead result to the
   // session's results, then acks the entry.
   caf::expected<failure> bury_task(redis_connection& conn,
                                    const claimed_task& c, task t,
                                    const std::string& worker);
+
+  // Claims up to `n` entries (see claim_many); `combined`: the lanes down
+  // to `claim_hint_` in one read, which can give more than `n`.
+  caf::expected<std::vector<claimed_task>>
+  read_lanes(const std::string& consumer, size_t n, bool combined);
 
   // The key of the lane of `p` (made once: it is part of every batch).
   [[nodiscard]] const std::string& lane_key(priority p) const;
@@ -328,6 +344,8 @@ private:
   std::string known_key_;
   std::shared_ptr<redis_pool> pool_;
   redis_pool blocking_;
+  // The lane index the last combined claim needed (see claim_many).
+  std::atomic<size_t> claim_hint_{0};
   std::atomic<uint64_t> malformed_{0};
   std::atomic<uint64_t> store_errors_{0};
 };

@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "cluster/lua_pack.hpp"
 #include "cluster/redis_client.hpp"
 #include "messages/errc.hpp"
 #include "support/redis_server.hpp"
@@ -185,6 +186,38 @@ TEST_CASE("a connection answers PING and keeps binary values with NUL bytes "
   auto ttl = must(run(conn, {"PTTL", "h"}).as_int());
   CHECK(ttl > 0);
   CHECK(ttl <= 60000);
+}
+
+TEST_CASE("the server's cmsgpack unpacks what lua_pack writes: strings of "
+          "every length class, binary bytes, numbers of every width") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto conn = connect(srv);
+  std::vector<std::string> strs;
+  for (size_t n : {0, 1, 31, 32, 255, 256, 65535, 65536, 100000})
+    strs.push_back(std::string(n, static_cast<char>('a' + n % 26)));
+  strs.push_back(std::string{"\0\r\n\xff", 4});
+  const std::vector<uint64_t> nums{0,     1,     127,   128,        255,
+                                   256,   65535, 65536, 0xffffffff, 0x100000000};
+  nova::lua_pack p;
+  p.array(strs.size() + nums.size());
+  for (auto& x : strs)
+    p.str(x);
+  for (auto x : nums)
+    p.uint(x);
+  // Lua numbers come back as integer replies, strings as bulk strings.
+  auto r = run(conn, {"EVAL", "return cmsgpack.unpack(ARGV[1])", "0",
+                      p.bytes()});
+  REQUIRE(r.is_array());
+  REQUIRE(r.size() == strs.size() + nums.size());
+  for (size_t i = 0; i < strs.size(); ++i) {
+    CHECK(r[i].t == redis_value::type::string);
+    CHECK(r[i].str == strs[i]);
+  }
+  for (size_t i = 0; i < nums.size(); ++i) {
+    CHECK(r[strs.size() + i].t == redis_value::type::integer);
+    CHECK(static_cast<uint64_t>(r[strs.size() + i].integer) == nums[i]);
+  }
 }
 
 TEST_CASE("a server error reply is a clear error and the connection stays "

@@ -489,6 +489,53 @@ TEST_CASE("claim takes one entry per call and nothing from drained lanes",
   CHECK(nova::is(bad.error(), errc::invalid_id));
 }
 
+TEST_CASE("claim_many reads the lanes in priority order and takes along a "
+          "higher lane that got tasks since its last claim",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto store = make_store(srv);
+  auto ids = [](const std::vector<claimed_task>& xs) {
+    strings out;
+    for (auto& x : xs)
+      out.push_back(x.task.id);
+    return out;
+  };
+  for (auto id : {"n1", "n2", "n3", "n4"})
+    enqueue_ok(*store, make_task(id, priority::normal));
+  enqueue_ok(*store, make_task("l1", priority::low));
+  enqueue_ok(*store, make_task("h1", priority::high));
+  // Across lanes: high first, then normal for the rest.
+  CHECK(ids(must(store->claim_many("c1", 3))) == strings{"h1", "n1", "n2"});
+  // Normal gave last: the lanes above it are read with it in one
+  // XREADGROUP, so tasks that arrived there since come along, best first,
+  // each lane up to the count.
+  enqueue_ok(*store, make_task("u1", priority::urgent));
+  enqueue_ok(*store, make_task("h2", priority::high));
+  auto xs = must(store->claim_many("c1", 1));
+  CHECK(ids(xs) == strings{"u1", "h2", "n3"});
+  REQUIRE(xs.size() == 3);
+  CHECK(xs[0].lane == priority::urgent);
+  CHECK(xs[1].lane == priority::high);
+  CHECK(xs[2].lane == priority::normal);
+  for (auto& x : xs)
+    CHECK(x.task.attempts == 1);
+  // Urgent gave last: urgent alone, then the next lanes one by one.
+  CHECK(ids(must(store->claim_many("c1", 5))) == strings{"n4", "l1"});
+  CHECK(must(store->claim_many("c1", 5)).empty());
+  auto conn = inspect(srv);
+  CHECK(pending(conn, "nova.tasks.queue.urgent") == 1);
+  CHECK(pending(conn, "nova.tasks.queue.high") == 2);
+  CHECK(pending(conn, "nova.tasks.queue.normal") == 4);
+  CHECK(pending(conn, "nova.tasks.queue.low") == 1);
+  // claim stays at one task, whatever claim_many read last.
+  enqueue_ok(*store, make_task("u2", priority::urgent));
+  enqueue_ok(*store, make_task("n5", priority::normal));
+  CHECK(claim_id(*store) == "u2");
+  CHECK(claim_id(*store) == "n5");
+  CHECK(claim_id(*store) == "<none>");
+}
+
 TEST_CASE("wait_claim gets a task enqueued while it waits and nothing once "
           "its timeout passes",
           "[task_store]") {
@@ -672,6 +719,72 @@ TEST_CASE("complete after the server forgot its scripts loads the script "
                                                task_store::completion::done});
   CHECK(entries(conn, "nova.tasks.results.s1").size() == 2);
   CHECK(must(store->stats()).done == 2);
+}
+
+TEST_CASE("complete_many of several script calls in one pipeline completes "
+          "every task once, with results per session, after a SCRIPT FLUSH",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto store = make_store(srv);
+  // 1100 tasks: three script calls; two lanes, two sessions and tasks
+  // without a session in each call.
+  std::vector<task> ts;
+  for (int i = 0; i < 1100; ++i)
+    ts.push_back(make_task(fmt::format("t{}", i),
+                           i % 3 == 0 ? priority::high : priority::normal,
+                           i % 5 == 0   ? ""
+                           : i % 2 == 0 ? "even"
+                                        : "odd"));
+  for (auto& r : must(store->enqueue_many(ts)))
+    REQUIRE(r);
+  std::vector<task_store::completion_request> xs;
+  while (xs.size() < ts.size()) {
+    auto got = must(store->claim_many("c1", 512));
+    REQUIRE_FALSE(got.empty());
+    for (auto& c : got)
+      xs.push_back({c, "result of " + c.task.id, "w1"});
+  }
+  auto conn = inspect(srv);
+  // Every call of the pipeline is answered NOSCRIPT and runs again.
+  run(conn, {"SCRIPT", "FLUSH"});
+  auto done = must(store->complete_many(xs));
+  REQUIRE(done.size() == xs.size());
+  for (auto d : done)
+    CHECK(d == task_store::completion::done);
+  std::map<std::string, std::set<std::string>> results;
+  for (auto session : {"even", "odd"})
+    for (auto& e : entries(conn, fmt::format("nova.tasks.results.{}",
+                                             session))) {
+      auto r = must(nova::decode<nova::task_result>(
+        field(e[1], "result").value()));
+      CHECK(r.session == session);
+      CHECK(field(e[1], "task_id") == std::optional<std::string>{r.task_id});
+      CHECK(r.payload == "result of " + r.task_id);
+      CHECK(results[session].insert(r.task_id).second);
+    }
+  size_t even = 0;
+  size_t odd = 0;
+  for (int i = 0; i < 1100; ++i) {
+    if (i % 5 == 0)
+      continue;
+    auto& in = results[i % 2 == 0 ? "even" : "odd"];
+    CHECK(in.count(fmt::format("t{}", i)) == 1);
+    ++(i % 2 == 0 ? even : odd);
+  }
+  CHECK(results["even"].size() == even);
+  CHECK(results["odd"].size() == odd);
+  CHECK(pending(conn, "nova.tasks.queue.high") == 0);
+  CHECK(pending(conn, "nova.tasks.queue.normal") == 0);
+  CHECK(run(conn, {"XLEN", "nova.tasks.queue.high"}).integer == 0);
+  CHECK(run(conn, {"XLEN", "nova.tasks.queue.normal"}).integer == 0);
+  CHECK(must(store->stats()).done == 1100);
+  // A second completion of the same deliveries changes nothing.
+  std::vector<task_store::completion_request> again(xs.begin(),
+                                                    xs.begin() + 3);
+  for (auto d : must(store->complete_many(again)))
+    CHECK(d == task_store::completion::stale);
+  CHECK(must(store->stats()).done == 1100);
 }
 
 TEST_CASE("a redelivered task that another delivery completed is reported "
