@@ -1254,31 +1254,34 @@ void reclaim(queue_actor* self) {
 
 void finish_job(queue_actor* self, uint64_t key);
 
-// Waits for the rest of `key`'s results on a thread of its own.
-void wait_for_results(queue_actor* self, uint64_t key) {
+// Reads `key`'s results on a thread of its own: what is there at once, then
+// blocking reads until all arrived or the deadline (the first read also
+// when the deadline passed: a timeout of 0 returns what has arrived).
+void start_job(queue_actor* self, uint64_t key) {
   auto& st = self->state;
   auto& job = st.jobs.at(key);
-  if (job.results.size() >= job.wanted || steady::now() >= job.deadline) {
-    finish_job(self, key);
-    return;
-  }
+  st.running[job.session] = key;
+  auto from = st.positions.try_emplace(job.session, "0-0").first->second;
   job.stop = std::make_shared<std::atomic<bool>>(false);
   job.thread = std::thread{
-    [store = st.store, session = job.session,
-     want = job.wanted - job.results.size(), deadline = job.deadline,
-     from = st.positions[job.session], stop = job.stop,
+    [store = st.store, session = job.session, want = job.wanted,
+     deadline = job.deadline, from = std::move(from), stop = job.stop,
      owner = self->address(), key] {
       name_thread("nova.tq.collect");
       std::vector<task_result> out;
       auto at = from;
-      while (out.size() < want && !stop->load()) {
-        auto left = std::chrono::duration_cast<caf::timespan>(deadline
-                                                              - steady::now());
-        if (left <= caf::timespan{0})
+      for (bool first = true; out.size() < want && !stop->load();
+           first = false) {
+        auto left = std::max(std::chrono::duration_cast<caf::timespan>(
+                               deadline - steady::now()),
+                             caf::timespan{0});
+        if (!first && left == caf::timespan{0})
           break;
         auto r = store->collect(session, want - out.size(),
                                 std::min<caf::timespan>(left, 500ms), at);
         if (!r) {
+          spdlog::debug("task queue: reading the results of '{}': {}",
+                        session, describe(r.error()));
           std::this_thread::sleep_for(std::min<caf::timespan>(left, 100ms));
           continue;
         }
@@ -1289,30 +1292,6 @@ void wait_for_results(queue_actor* self, uint64_t key) {
       if (auto hdl = caf::actor_cast<caf::actor>(owner))
         caf::anon_send(hdl, collected_atom::value, key, std::move(out), at);
     }};
-}
-
-void start_job(queue_actor* self, uint64_t key) {
-  auto& st = self->state;
-  auto& job = st.jobs.at(key);
-  st.running[job.session] = key;
-  auto pos = st.positions.try_emplace(job.session, "0-0").first->second;
-  post(self, [self, key, session = job.session, pos,
-              n = job.wanted - job.results.size()](task_store& s)
-               -> continuation {
-    auto r = s.results_since(session, pos, n);
-    return [self, key, r = std::move(r)]() mutable {
-      auto& st = self->state;
-      auto& job = st.jobs.at(key);
-      if (r) {
-        for (auto& x : r->results)
-          job.results.push_back(std::move(x));
-        st.positions[job.session] = r->last_id;
-      } else {
-        st.log->failed("reading task results", r.error());
-      }
-      wait_for_results(self, key);
-    };
-  });
 }
 
 void finish_job(queue_actor* self, uint64_t key) {
