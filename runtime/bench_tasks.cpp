@@ -60,6 +60,11 @@ constexpr auto latency_budget = 2s;
 constexpr uint64_t window = 50'000;
 /// Tasks per enqueue message of a run at full speed.
 constexpr size_t enqueue_batch = 64;
+
+// Results the collector asks for at a time: `collect` returns once that
+// many arrived (or at its timeout), and only then does the enqueuing loop
+// learn that the window moved.
+constexpr uint64_t collect_batch = 2048;
 /// Entries per pipelined write and per read of the raw baseline.
 constexpr size_t raw_batch = 256;
 constexpr auto setup_timeout = 10s;
@@ -225,7 +230,9 @@ public:
           tell();
           return;
         }
-        auto xs = node_.collect(session, count - collected.load(), 500ms);
+        auto xs = node_.collect(
+          session, std::min<uint64_t>(count - collected.load(), collect_batch),
+          500ms);
         if (!xs)
           continue;
         for (auto& r : *xs) {
