@@ -33,6 +33,16 @@ constexpr size_t num_lanes = 4;
 // server's argument buffers stay small.
 constexpr size_t max_script_batch = 512;
 
+// Bytes of payload per script call, about: large tasks go in more, smaller
+// calls (a bulk argument may not exceed 512 MiB, `proto-max-bulk-len`, and
+// one call holds up the server's other clients while it runs). A task
+// larger than this goes in a call of its own.
+constexpr size_t max_call_bytes = 4 * 1024 * 1024;
+
+// What a task adds to a call beyond its payload (protobuf fields, ids,
+// packing), about.
+constexpr size_t call_overhead_per_task = 256;
+
 // -- Lua scripts --------------------------------------------------------------
 //
 // Every key a script touches is in KEYS (Dragonfly refuses others). Scripts
@@ -596,6 +606,7 @@ task_store::enqueue_many(std::vector<task>& ts) {
   out.reserve(ts.size());
   // The tasks that pass the checks, by their index in `ts`, per script call.
   std::vector<std::vector<size_t>> calls;
+  size_t call_bytes = 0;
   for (size_t i = 0; i < ts.size(); ++i) {
     auto& t = ts[i];
     out.emplace_back(caf::error{});
@@ -611,9 +622,14 @@ task_store::enqueue_many(std::vector<task>& ts) {
         continue;
       }
     t.attempts = 0;
-    if (calls.empty() || calls.back().size() == max_script_batch)
+    auto bytes = t.payload.size() + call_overhead_per_task;
+    if (calls.empty() || calls.back().size() == max_script_batch
+        || call_bytes + bytes > max_call_bytes) {
       calls.emplace_back();
+      call_bytes = 0;
+    }
     calls.back().push_back(i);
+    call_bytes += bytes;
   }
   if (calls.empty())
     return out;
@@ -963,14 +979,30 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
       if (auto err = check_id(x.claim.task.session, "session"))
         return err;
   }
+  if (xs.empty())
+    return out;
   auto now = now_ms();
   auto conn = pool_->lease();
   if (!conn)
     return track(std::move(conn.error()));
-  // One script call per `max_script_batch` completions, all in one
-  // pipeline: the server runs them back to back, after one wait in its
-  // queue rather than one per call.
-  auto calls = (xs.size() + max_script_batch - 1) / max_script_batch;
+  // One script call per `max_script_batch` completions (fewer with large
+  // results), all in one pipeline: the server runs them back to back,
+  // after one wait in its queue rather than one per call. `bounds`: where
+  // each call begins, then the end.
+  std::vector<size_t> bounds{0};
+  size_t call_bytes = 0;
+  for (size_t i = 0; i < xs.size(); ++i) {
+    auto bytes = xs[i].payload.size() + call_overhead_per_task;
+    if (i > bounds.back()
+        && (i - bounds.back() == max_script_batch
+            || call_bytes + bytes > max_call_bytes)) {
+      bounds.push_back(i);
+      call_bytes = 0;
+    }
+    call_bytes += bytes;
+  }
+  bounds.push_back(xs.size());
+  auto calls = bounds.size() - 1;
   std::string bytes;
   lua_pack pack;
   std::vector<std::string_view> keys;
@@ -985,8 +1017,8 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
   // A deque: `keys` views its strings.
   std::deque<std::string> results_keys;
   auto format = [&](size_t k, const std::string& sha, resp_buffer& buf) {
-    auto first = k * max_script_batch;
-    auto last = std::min(xs.size(), first + max_script_batch);
+    auto first = bounds[k];
+    auto last = bounds[k + 1];
     keys.clear();
     results_keys.clear();
     // The newest entry of the batch per lane, for the trim.
@@ -1052,8 +1084,7 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
   if (auto err = run_scripts(**conn, complete_lua, calls, format, replies))
     return track(std::move(err));
   for (size_t k = 0; k < calls; ++k) {
-    auto n = std::min(xs.size(), (k + 1) * max_script_batch)
-             - k * max_script_batch;
+    auto n = bounds[k + 1] - bounds[k];
     auto& r = replies[k];
     if (!r.is_array() || r.size() != n)
       return unexpected_reply("the complete script", r);

@@ -142,7 +142,8 @@ public:
   [[nodiscard]] caf::expected<std::string> enqueue(task t);
 
   /// As `enqueue` for every task of `ts`, in one script call per 512
-  /// tasks (two in flight on one connection; they run in order): per
+  /// tasks or about 4 MiB of payload (two in flight on one connection;
+  /// they run in order): per
   /// task, in order, its id or the error `enqueue` would give. The
   /// outer error means the store was not reached, or the connection broke
   /// and it is unknown which tasks were added (enqueueing them again is
@@ -196,7 +197,8 @@ public:
   };
 
   /// As `complete` for every request of `xs`, in one script call per 512
-  /// requests: per request, in order, what happened. The outer error means
+  /// requests or about 4 MiB of results, all in one pipeline: per request,
+  /// in order, what happened. The outer error means
   /// the store was not reached or it is unknown which completions ran
   /// (running them again is safe: an acked entry is `stale`).
   [[nodiscard]] caf::expected<std::vector<completion>>

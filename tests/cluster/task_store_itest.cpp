@@ -787,6 +787,58 @@ TEST_CASE("complete_many of several script calls in one pipeline completes "
   CHECK(must(store->stats()).done == 1100);
 }
 
+TEST_CASE("enqueue_many and complete_many put large tasks and results into "
+          "more, smaller script calls",
+          "[task_store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto store = make_store(srv);
+  auto conn = inspect(srv);
+  auto script_calls = [&] {
+    auto info = run(conn, {"INFO", "commandstats"}).str;
+    auto at = info.find("cmdstat_evalsha:calls=");
+    if (at == std::string::npos)
+      return int64_t{0};
+    return static_cast<int64_t>(std::stoll(info.substr(at + 22)));
+  };
+  // Ten tasks of 1 MiB: about 4 MiB per call, so three per call; one of
+  // 5 MiB goes alone.
+  std::vector<task> ts;
+  for (int i = 0; i < 10; ++i) {
+    ts.push_back(make_task(fmt::format("big{}", i)));
+    ts.back().payload = std::string(1024 * 1024, static_cast<char>('a' + i));
+  }
+  ts.push_back(make_task("huge"));
+  ts.back().payload = std::string(5 * 1024 * 1024, 'z');
+  auto before = script_calls();
+  for (auto& r : must(store->enqueue_many(ts)))
+    REQUIRE(r);
+  CHECK(script_calls() - before == 5);
+  std::vector<task_store::completion_request> xs;
+  while (xs.size() < ts.size()) {
+    auto got = must(store->claim_many("c1", 512));
+    REQUIRE_FALSE(got.empty());
+    for (auto& c : got) {
+      size_t mib = c.task.id == "huge" ? 5 : 1;
+      CHECK(c.task.payload.size() == mib * 1024 * 1024);
+      xs.push_back({c, std::string(c.task.payload.size(), 'r'), "w1"});
+    }
+  }
+  CHECK(xs.front().claim.task.id == "big0");
+  CHECK(xs.back().claim.task.id == "huge");
+  before = script_calls();
+  for (auto d : must(store->complete_many(xs)))
+    CHECK(d == task_store::completion::done);
+  CHECK(script_calls() - before == 5);
+  auto results = entries(conn, "nova.tasks.results.s1");
+  REQUIRE(results.size() == ts.size());
+  auto last = must(nova::decode<nova::task_result>(
+    field(results.back()[1], "result").value()));
+  CHECK(last.task_id == "huge");
+  CHECK(last.payload == std::string(5 * 1024 * 1024, 'r'));
+  CHECK(must(store->stats()).done == 11);
+}
+
 TEST_CASE("a redelivered task that another delivery completed is reported "
           "stale and only acked",
           "[task_store]") {
