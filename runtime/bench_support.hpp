@@ -254,6 +254,10 @@ public:
     return "redis://127.0.0.1:" + std::to_string(port_);
   }
 
+  [[nodiscard]] pid_t pid() const noexcept {
+    return proc_->pid();
+  }
+
   bool exited() {
     return proc_->wait(std::chrono::milliseconds(0)).has_value();
   }

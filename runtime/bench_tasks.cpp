@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -21,6 +22,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -29,6 +31,7 @@
 
 #include <caf/send.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <hiredis/hiredis.h>
 #include <nlohmann/json.hpp>
 
@@ -454,6 +457,32 @@ uint64_t fit(uint64_t cap, double per_s, uint64_t floor) {
   return std::clamp<uint64_t>(n, std::min(floor, cap), cap);
 }
 
+// The CPUs this thread may run on.
+std::vector<int> allowed_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  std::vector<int> out;
+  if (::sched_getaffinity(0, sizeof(set), &set) != 0)
+    return out;
+  for (int i = 0; i < CPU_SETSIZE; ++i)
+    if (CPU_ISSET(i, &set))
+      out.push_back(i);
+  return out;
+}
+
+// Runs `pid` (0: this thread, and what it forks from now on) on `cpus`.
+void pin(pid_t pid, const std::vector<int>& cpus) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (auto i : cpus)
+    CPU_SET(i, &set);
+  if (::sched_setaffinity(pid, sizeof(set), &set) != 0)
+    throw std::runtime_error(fmt::format("cannot pin process {} to CPUs {}: "
+                                         "{}",
+                                         pid, fmt::join(cpus, ","),
+                                         std::strerror(errno)));
+}
+
 std::string unique_prefix() {
   return fmt::format("bench{}x{}", ::getpid(), now_ms() % 100000);
 }
@@ -474,12 +503,45 @@ int run_bench_tasks(const tasks_bench_options& opts, std::ostream& out) {
       return report_error("the worker executable '" + self
                           + "' is missing or not executable");
     auto count = std::max<uint64_t>(opts.tasks, 1000);
+    // Pinned: this thread (the benchmark starts its threads and children
+    // after this) on all CPUs but the last, the server on the last.
+    std::optional<int> server_cpu;
+    std::vector<int> node_cpus;
+    // The caller's thread gets its CPUs back (the benchmark may run inside
+    // another program, e.g. a test).
+    struct unpin {
+      std::vector<int> cpus;
+      ~unpin() {
+        if (!cpus.empty())
+          try {
+            pin(0, cpus);
+          } catch (const std::exception&) {
+            // Nothing to do: the thread stays where it was pinned.
+          }
+      }
+    } restore;
+    if (opts.pin_server) {
+      if (!opts.redis_url.empty())
+        return report_error("--pin-server pins the benchmark's own "
+                            "redis-server; it does not go with --redis-url");
+      node_cpus = allowed_cpus();
+      if (node_cpus.size() < 2)
+        return report_error(fmt::format("--pin-server needs 2 CPUs; this "
+                                        "process may use {}",
+                                        node_cpus.size()));
+      restore.cpus = node_cpus;
+      server_cpu = node_cpus.back();
+      node_cpus.pop_back();
+      pin(0, node_cpus);
+    }
     std::unique_ptr<redis_child> own;
     std::string url = opts.redis_url;
     uint16_t port = 0;
     if (url.empty()) {
       own = std::make_unique<redis_child>(require_server_binary(
         opts.redis_server, "NOVA_REDIS_SERVER", "redis-server"));
+      if (server_cpu)
+        pin(own->pid(), {*server_cpu});
       own->wait_ready(setup_timeout);
       url = own->url();
       port = own->port();
@@ -614,7 +676,11 @@ int run_bench_tasks(const tasks_bench_options& opts, std::ostream& out) {
                        {"workers_per_node", opts.workers},
                        {"runs", nova_runs},
                        {"baseline_runs", raw_runs},
-                       {"duplicates", duplicates}};
+                       {"duplicates", duplicates},
+                       {"server_cpu", nullptr},
+                       {"node_cpus", node_cpus}};
+      if (server_cpu)
+        j["server_cpu"] = *server_cpu;
       if (!ok)
         j["error"] = why;
       out << j.dump() << '\n';
@@ -629,6 +695,10 @@ int run_bench_tasks(const tasks_bench_options& opts, std::ostream& out) {
                          run_budget)
                          .count(),
                        rounds);
+    if (server_cpu)
+      out << fmt::format("redis-server pinned to CPU {}, the nodes to CPUs "
+                         "{}\n",
+                         *server_cpu, fmt::join(node_cpus, ","));
     for (size_t i = 0; i < nova_runs.size(); ++i)
       out << fmt::format("  run {}: nova {:>10.0f} tasks/s   baseline "
                          "{:>10.0f} entries/s\n",

@@ -26,6 +26,11 @@ struct tasks_bench_options {
   /// Skip the raw baseline runs (ratio 0): the server then only does the
   /// queue's work, for measuring its CPU per task.
   bool no_baseline = false;
+  /// Give the benchmark's own redis-server the last CPU this process may
+  /// use, and this process and the worker nodes the others (as a
+  /// deployment gives the store cores of its own). Needs two CPUs and no
+  /// `redis_url`.
+  bool pin_server = false;
   /// The `nova` binary the worker nodes run as `<self_exe> bench
   /// tasks-peer ...`; empty: this process's own executable.
   std::string self_exe;

@@ -546,6 +546,11 @@ int main(int argc, char** argv) {
   bench_tasks_cmd->add_flag("--no-baseline", tasks_bench.no_baseline,
                             "Skip the raw hiredis runs (to measure the "
                             "server's CPU per task of the queue alone)");
+  bench_tasks_cmd->add_flag(
+    "--pin-server", tasks_bench.pin_server,
+    "Give the benchmark's redis-server the last CPU of this process and run "
+    "the nodes on the others, as a deployment gives the store cores of its "
+    "own (needs 2 CPUs; not with --redis-url)");
   auto* bench_tasks_peer_cmd = bench_cmd->add_subcommand(
     "tasks-peer", "Internal: a worker node process of bench tasks");
   bench_tasks_peer_cmd->group("");
