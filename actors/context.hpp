@@ -30,6 +30,9 @@ struct limits {
   caf::timespan retry_max = std::chrono::seconds(30);
   /// A claimed task not completed within this time counts as failed.
   caf::timespan task_timeout = std::chrono::seconds(30);
+  /// With a store: how long a task id stays taken after its enqueue or
+  /// redrive (its record in `nova.tasks.known`).
+  caf::timespan task_id_ttl = std::chrono::hours(24 * 7);
   /// Envelope ids each Nova remembers to drop durable redeliveries.
   size_t dedup_window = 10'000;
 };

@@ -1340,6 +1340,7 @@ task_store::settings task_store_settings(const limits& l) {
   s.delivery_limit = l.delivery_limit;
   s.retry_base = l.retry_base;
   s.retry_max = std::max(l.retry_max, l.retry_base);
+  s.known_ttl = l.task_id_ttl;
   return s;
 }
 

@@ -205,6 +205,17 @@ void config::add_flags(CLI::App& app) {
       std::chrono::duration_cast<std::chrono::milliseconds>(
         limits.task_timeout)
         .count()));
+  app
+    .add_option_function<uint64_t>(
+      "--task-id-ttl-s",
+      [this](uint64_t s) { limits.task_id_ttl = std::chrono::seconds(s); },
+      "With --store redis: a task id stays taken this many seconds after "
+      "its enqueue, done or not (one member of nova.tasks.known per id, "
+      "about 150 bytes for a 36-character id: shorten it for high task "
+      "rates)")
+    ->default_str(std::to_string(
+      std::chrono::duration_cast<std::chrono::seconds>(limits.task_id_ttl)
+        .count()));
   app.add_option("--http", http.address,
                  "Serve JSON-RPC, /health, /metrics, /ws and the dashboard "
                  "on HOST:PORT (port 0: any free port; default for nova "
@@ -251,6 +262,9 @@ caf::error config::validate() const {
   if (limits.task_timeout <= caf::timespan{0})
     return make_error(errc::invalid_argument,
                       "the task timeout must be positive");
+  if (limits.task_id_ttl < std::chrono::seconds(1))
+    return make_error(errc::invalid_argument,
+                      "the task id TTL must be at least 1 s");
   if (limits.delivery_limit == 0)
     return make_error(errc::invalid_argument,
                       "the delivery limit must be at least 1");

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
 
+#include "actors/stream_task_queue_actor.hpp"
 #include "messages/errc.hpp"
 #include "runtime/node.hpp"
 #include "support/sink.hpp"
@@ -42,6 +43,23 @@ TEST_CASE("an invalid configuration stops the node from starting", "[node]") {
   cfg = test_config();
   cfg.limits.delivery_limit = 0;
   CHECK_THROWS_AS(node{cfg}, std::invalid_argument);
+  cfg = test_config();
+  cfg.limits.task_id_ttl = 0s;
+  CHECK_THROWS_AS(node{cfg}, std::invalid_argument);
+}
+
+TEST_CASE("--task-id-ttl-s sets how long the store keeps a task id taken",
+          "[node]") {
+  config cfg;
+  CHECK(cfg.limits.task_id_ttl == std::chrono::hours(24 * 7));
+  CHECK(task_store_settings(cfg.limits).known_ttl
+        == std::chrono::hours(24 * 7));
+  CLI::App app;
+  cfg.add_flags(app);
+  const char* argv[] = {"nova", "--task-id-ttl-s", "3600"};
+  app.parse(3, const_cast<char**>(argv));
+  CHECK(cfg.limits.task_id_ttl == 3600s);
+  CHECK(task_store_settings(cfg.limits).known_ttl == 3600s);
 }
 
 TEST_CASE("configuration comes from the environment, then flags", "[node]") {

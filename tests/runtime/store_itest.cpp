@@ -1,4 +1,5 @@
 #include <set>
+#include <thread>
 
 #include <catch2/catch.hpp>
 
@@ -164,6 +165,30 @@ TEST_CASE("with the redis store, a failing task becomes a dead letter that "
   REQUIRE(moved);
   CHECK(*moved == 1);
   REQUIRE(seen->wait_for(6, 20s).size() == 6);
+}
+
+TEST_CASE("with the redis store, --task-id-ttl-s frees a task id that "
+          "long after its enqueue",
+          "[store]") {
+  NOVA_REQUIRE_REDIS_SERVER();
+  redis_server srv;
+  auto cfg = store_config("node-a", srv.url(), fresh_prefix());
+  cfg.limits.task_id_ttl = 1s;
+  node a{cfg};
+  task t;
+  t.id = "once";
+  t.type = "work";
+  REQUIRE(a.enqueue(t));
+  // Taken while its record lasts (nothing runs it here: no workers).
+  auto again = a.enqueue(t);
+  REQUIRE_FALSE(again);
+  CHECK(is(again.error(), errc::duplicate_id));
+  std::this_thread::sleep_for(1200ms);
+  // Free again once the record expired: the same id is queued twice now.
+  CHECK(a.enqueue(t));
+  auto s = a.task_stats();
+  REQUIRE(s);
+  CHECK(s->enqueued == 2);
 }
 
 TEST_CASE("a node with an unreachable store starts and reports clear errors",
