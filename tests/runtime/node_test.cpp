@@ -48,7 +48,8 @@ TEST_CASE("an invalid configuration stops the node from starting", "[node]") {
   CHECK_THROWS_AS(node{cfg}, std::invalid_argument);
 }
 
-TEST_CASE("--task-id-ttl-s sets how long the store keeps a task id taken",
+TEST_CASE("the --task-id-ttl-s flag sets how long the store keeps a task id "
+          "taken",
           "[node]") {
   config cfg;
   CHECK(cfg.limits.task_id_ttl == std::chrono::hours(24 * 7));
