@@ -396,7 +396,7 @@ private:
   }
 
   void write(std::vector<std::pair<uint64_t, task>>& enq, report& r) {
-    // Several script calls per `enqueue_many`, kept in flight together.
+    // Several script calls per `enqueue_many`, in one pipeline.
     constexpr size_t per_call = 8 * max_batch;
     for (size_t first = 0; first < enq.size(); first += per_call) {
       auto last = std::min(enq.size(), first + per_call);

@@ -398,6 +398,27 @@ caf::error run_scripts(redis_connection& conn, const std::string& script,
   return caf::none;
 }
 
+// Splits `n` tasks into script calls of at most `max_script_batch` tasks
+// and about `max_call_bytes` (`payload(i)`: the payload bytes of task i; a
+// larger task goes alone): where each call begins, then `n`.
+template <class Payload>
+std::vector<size_t> call_bounds(size_t n, Payload payload) {
+  std::vector<size_t> bounds{0};
+  size_t bytes = 0;
+  for (size_t i = 0; i < n; ++i) {
+    auto x = payload(i) + call_overhead_per_task;
+    if (i > bounds.back()
+        && (i - bounds.back() == max_script_batch
+            || bytes + x > max_call_bytes)) {
+      bounds.push_back(i);
+      bytes = 0;
+    }
+    bytes += x;
+  }
+  bounds.push_back(n);
+  return bounds;
+}
+
 priority lane_priority(size_t i) noexcept {
   constexpr priority order[] = {priority::urgent, priority::high,
                                 priority::normal, priority::low};
@@ -547,6 +568,10 @@ std::string task_store::known_key() const {
   return names_.prefix() + ".tasks.known";
 }
 
+std::string task_store::known_until(int64_t now) const {
+  return std::to_string(now + to_ms(settings_.known_ttl));
+}
+
 std::string task_store::delayed_key() const {
   return names_.prefix() + ".tasks.delayed";
 }
@@ -604,9 +629,8 @@ caf::expected<std::vector<caf::expected<std::string>>>
 task_store::enqueue_many(std::vector<task>& ts) {
   std::vector<caf::expected<std::string>> out;
   out.reserve(ts.size());
-  // The tasks that pass the checks, by their index in `ts`, per script call.
-  std::vector<std::vector<size_t>> calls;
-  size_t call_bytes = 0;
+  // The tasks that pass the checks, by their index in `ts`.
+  std::vector<size_t> sent;
   for (size_t i = 0; i < ts.size(); ++i) {
     auto& t = ts[i];
     out.emplace_back(caf::error{});
@@ -622,123 +646,66 @@ task_store::enqueue_many(std::vector<task>& ts) {
         continue;
       }
     t.attempts = 0;
-    auto bytes = t.payload.size() + call_overhead_per_task;
-    if (calls.empty() || calls.back().size() == max_script_batch
-        || call_bytes + bytes > max_call_bytes) {
-      calls.emplace_back();
-      call_bytes = 0;
-    }
-    calls.back().push_back(i);
-    call_bytes += bytes;
+    sent.push_back(i);
   }
-  if (calls.empty())
+  if (sent.empty())
     return out;
   auto conn = pool_->lease();
   if (!conn)
     return track(std::move(conn.error()));
-  auto sha = (*conn)->script_sha(enqueue_lua);
-  if (!sha)
-    return track(std::move(sha.error()));
+  auto bounds = call_bounds(sent.size(),
+                            [&](size_t j) { return ts[sent[j]].payload.size(); });
   const auto keys = std::array<const std::string*, 2 + num_lanes>{
     &stats_key_, &known_key_, &lane_keys_[0], &lane_keys_[1], &lane_keys_[2],
     &lane_keys_[3]};
   const auto max_len = std::to_string(settings_.max_len);
   lua_pack pack;
-  auto format = [&](const std::vector<size_t>& xs, resp_buffer& buf) {
+  auto format = [&](size_t k, const std::string& sha, resp_buffer& buf) {
     auto now = now_ms();
     pack.clear();
-    pack.array(3 * xs.size());
-    for (auto i : xs)
-      pack.uint(lane_slot(ts[i].priority) + 1)
-        .str(encode(ts[i]))
-        .str(ts[i].id);
-    buf.clear();
+    pack.array(3 * (bounds[k + 1] - bounds[k]));
+    for (auto j = bounds[k]; j < bounds[k + 1]; ++j)
+      pack.uint(lane_slot(ts[sent[j]].priority) + 1)
+        .str(encode(ts[sent[j]]))
+        .str(ts[sent[j]].id);
     buf.begin(3 + keys.size() + 5);
-    buf.arg("EVALSHA").arg(*sha).arg(uint64_t{keys.size()});
+    buf.arg("EVALSHA").arg(sha).arg(uint64_t{keys.size()});
     for (auto* key : keys)
       buf.arg(*key);
     buf.arg(max_len)
-      .arg(std::to_string(now + to_ms(settings_.known_ttl)))
+      .arg(known_until(now))
       .arg(names_.workers_group())
       .arg(std::to_string(now))
       .arg(pack.bytes());
   };
-  auto settle = [&](const std::vector<size_t>& xs,
-                    const redis_value& r) -> caf::error {
-    if (r.is_error())
-      return r.as_error();
-    if (!r.is_array() || r.size() != xs.size())
-      return unexpected_reply("the enqueue script", r);
-    for (size_t k = 0; k < xs.size(); ++k) {
-      auto& t = ts[xs[k]];
-      auto& why = r[k].str;
-      if (why == "full")
-        out[xs[k]] = make_error(errc::queue_full,
-                                fmt::format("lane '{}' holds {} tasks, its "
-                                            "limit",
-                                            names_.task_lane(t.priority),
-                                            settings_.max_len));
-      else if (why == "known")
-        out[xs[k]] = make_error(errc::duplicate_id,
-                                fmt::format("task '{}' is already queued, in "
-                                            "flight, waiting for a retry, "
-                                            "dead or done",
-                                            t.id));
-      else
-        out[xs[k]] = t.id;
-    }
-    return caf::none;
-  };
-  // Two calls in flight on one connection: the server runs one while the
-  // next is formatted, and they run in order (FIFO within a lane). A call
-  // the server answers NOSCRIPT did not run; it runs again once the script
-  // is loaded, after the others.
-  std::deque<size_t> in_flight;
-  std::vector<size_t> again;
+  // The calls go in one pipeline and run in order (FIFO within a lane);
+  // a call answered NOSCRIPT runs again after the others.
   std::vector<redis_value> replies;
-  resp_buffer buf;
-  auto receive_one = [&]() -> caf::error {
-    auto k = in_flight.front();
-    in_flight.pop_front();
-    if (auto err = (*conn)->receive(1, replies))
-      return track(std::move(err));
-    auto& r = replies.front();
-    if (is_noscript(r)) {
-      again.push_back(k);
-      return caf::none;
+  if (auto err = run_scripts(**conn, enqueue_lua, bounds.size() - 1, format,
+                             replies))
+    return track(std::move(err));
+  for (size_t k = 0; k + 1 < bounds.size(); ++k) {
+    auto& r = replies[k];
+    if (!r.is_array() || r.size() != bounds[k + 1] - bounds[k])
+      return unexpected_reply("the enqueue script", r);
+    for (auto j = bounds[k]; j < bounds[k + 1]; ++j) {
+      auto& t = ts[sent[j]];
+      auto& why = r[j - bounds[k]].str;
+      if (why == "full")
+        out[sent[j]] = make_error(errc::queue_full,
+                                  fmt::format("lane '{}' holds {} tasks, its "
+                                              "limit",
+                                              names_.task_lane(t.priority),
+                                              settings_.max_len));
+      else if (why == "known")
+        out[sent[j]] = make_error(errc::duplicate_id,
+                                  fmt::format("task '{}' is already queued, "
+                                              "in flight, waiting for a "
+                                              "retry, dead or done",
+                                              t.id));
+      else
+        out[sent[j]] = t.id;
     }
-    return settle(calls[k], r);
-  };
-  for (size_t k = 0; k < calls.size(); ++k) {
-    format(calls[k], buf);
-    if (auto err = (*conn)->send(buf))
-      return track(std::move(err));
-    in_flight.push_back(k);
-    if (in_flight.size() == 2)
-      if (auto err = receive_one())
-        return err;
-  }
-  while (!in_flight.empty())
-    if (auto err = receive_one())
-      return err;
-  if (!again.empty()) {
-    (*conn)->forget_script(enqueue_lua);
-    sha = (*conn)->script_sha(enqueue_lua);
-    if (!sha)
-      return track(std::move(sha.error()));
-    auto redo = std::move(again);
-    again.clear();
-    for (auto k : redo) {
-      format(calls[k], buf);
-      if (auto err = (*conn)->send(buf))
-        return track(std::move(err));
-      in_flight.push_back(k);
-      if (auto err = receive_one())
-        return err;
-    }
-    if (!again.empty())
-      return make_error(errc::backend_unavailable,
-                        "the enqueue script: NOSCRIPT right after SCRIPT LOAD");
   }
   return out;
 }
@@ -985,23 +952,10 @@ task_store::complete_many(const std::vector<completion_request>& xs) {
   auto conn = pool_->lease();
   if (!conn)
     return track(std::move(conn.error()));
-  // One script call per `max_script_batch` completions (fewer with large
-  // results), all in one pipeline: the server runs them back to back,
-  // after one wait in its queue rather than one per call. `bounds`: where
-  // each call begins, then the end.
-  std::vector<size_t> bounds{0};
-  size_t call_bytes = 0;
-  for (size_t i = 0; i < xs.size(); ++i) {
-    auto bytes = xs[i].payload.size() + call_overhead_per_task;
-    if (i > bounds.back()
-        && (i - bounds.back() == max_script_batch
-            || call_bytes + bytes > max_call_bytes)) {
-      bounds.push_back(i);
-      call_bytes = 0;
-    }
-    call_bytes += bytes;
-  }
-  bounds.push_back(xs.size());
+  // All calls in one pipeline: the server runs them back to back, after
+  // one wait in its queue rather than one per call.
+  auto bounds = call_bounds(xs.size(),
+                            [&](size_t i) { return xs[i].payload.size(); });
   auto calls = bounds.size() - 1;
   std::string bytes;
   lua_pack pack;
@@ -1351,11 +1305,11 @@ caf::expected<size_t> task_store::redrive(const std::string& task_id) {
       auto args = entry_fields(*t, bytes);
       args.pop_back(); // attempts: the script writes 0
       args.insert(args.begin(), e[0].str);
-      args.push_back(std::to_string(now_ms() + to_ms(settings_.known_ttl)));
+      args.push_back(known_until(now_ms()));
       auto n = int_of((*conn)->eval(redrive_lua,
                                     {names_.tasks_dead(),
                                      names_.task_lane(t->priority),
-                                     known_key()},
+                                     known_key_},
                                     args));
       if (!n)
         return track(std::move(n.error()));

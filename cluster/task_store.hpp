@@ -142,8 +142,8 @@ public:
   [[nodiscard]] caf::expected<std::string> enqueue(task t);
 
   /// As `enqueue` for every task of `ts`, in one script call per 512
-  /// tasks or about 4 MiB of payload (two in flight on one connection;
-  /// they run in order): per
+  /// tasks or about 4 MiB of payload (all in one pipeline on one
+  /// connection; they run in order): per
   /// task, in order, its id or the error `enqueue` would give. The
   /// outer error means the store was not reached, or the connection broke
   /// and it is unknown which tasks were added (enqueueing them again is
@@ -325,6 +325,9 @@ private:
   // to `claim_hint_` in one read, which can give more than `n`.
   caf::expected<std::vector<claimed_task>>
   read_lanes(const std::string& consumer, size_t n, bool combined);
+
+  // The score of an id taken at `now` (unix ms): when it is free again.
+  [[nodiscard]] std::string known_until(int64_t now) const;
 
   // The key of the lane of `p` (made once: it is part of every batch).
   [[nodiscard]] const std::string& lane_key(priority p) const;

@@ -113,6 +113,21 @@ claimed_task claim_ok(task_store& store, const std::string& consumer = "c1") {
   return std::move(*c);
 }
 
+// Claims `n` tasks for "c1" with claim_many, each a completion request by
+// worker "w1" with the result `result(claim)`.
+template <class Result>
+std::vector<task_store::completion_request>
+claim_all(task_store& store, size_t n, Result result) {
+  std::vector<task_store::completion_request> out;
+  while (out.size() < n) {
+    auto got = must(store.claim_many("c1", 512));
+    REQUIRE_FALSE(got.empty());
+    for (auto& c : got)
+      out.push_back({c, result(c), "w1"});
+  }
+  return out;
+}
+
 std::string claim_id(task_store& store, const std::string& consumer = "c1") {
   auto c = must(store.claim(consumer));
   return c ? c->task.id : std::string{"<none>"};
@@ -290,8 +305,8 @@ TEST_CASE("enqueue_many over several script calls answers every task and "
   redis_server srv;
   auto store = make_store(srv);
   enqueue_ok(*store, make_task("taken"));
-  // 1300 tasks: three script calls of up to 512, two of them in flight at
-  // once; refusals in every call.
+  // 1300 tasks: three script calls of up to 512 in one pipeline; refusals
+  // in every call.
   std::vector<task> ts;
   for (int i = 0; i < 1300; ++i)
     ts.push_back(make_task(fmt::format("t{}", i),
@@ -738,13 +753,9 @@ TEST_CASE("complete_many of several script calls in one pipeline completes "
                                         : "odd"));
   for (auto& r : must(store->enqueue_many(ts)))
     REQUIRE(r);
-  std::vector<task_store::completion_request> xs;
-  while (xs.size() < ts.size()) {
-    auto got = must(store->claim_many("c1", 512));
-    REQUIRE_FALSE(got.empty());
-    for (auto& c : got)
-      xs.push_back({c, "result of " + c.task.id, "w1"});
-  }
+  auto xs = claim_all(*store, ts.size(), [](const claimed_task& c) {
+    return "result of " + c.task.id;
+  });
   auto conn = inspect(srv);
   // Every call of the pipeline is answered NOSCRIPT and runs again.
   run(conn, {"SCRIPT", "FLUSH"});
@@ -814,15 +825,12 @@ TEST_CASE("enqueue_many and complete_many put large tasks and results into "
   for (auto& r : must(store->enqueue_many(ts)))
     REQUIRE(r);
   CHECK(script_calls() - before == 5);
-  std::vector<task_store::completion_request> xs;
-  while (xs.size() < ts.size()) {
-    auto got = must(store->claim_many("c1", 512));
-    REQUIRE_FALSE(got.empty());
-    for (auto& c : got) {
-      size_t mib = c.task.id == "huge" ? 5 : 1;
-      CHECK(c.task.payload.size() == mib * 1024 * 1024);
-      xs.push_back({c, std::string(c.task.payload.size(), 'r'), "w1"});
-    }
+  auto xs = claim_all(*store, ts.size(), [](const claimed_task& c) {
+    return std::string(c.task.payload.size(), 'r');
+  });
+  for (auto& x : xs) {
+    size_t mib = x.claim.task.id == "huge" ? 5 : 1;
+    CHECK(x.claim.task.payload.size() == mib * 1024 * 1024);
   }
   CHECK(xs.front().claim.task.id == "big0");
   CHECK(xs.back().claim.task.id == "huge");
